@@ -1,0 +1,123 @@
+"""Command-line plumbing shared by every command.
+
+``parse_torch_options`` reads flags the way Torch7's ``torch.CmdLine`` does for train.lua,
+sample.lua and eval.lua (``-name value``; numbers for numeric defaults; booleans as 0/1),
+also accepting ``--name value``. ``ArgumentParser`` is argparse with one-line errors, for the
+commands whose originals used argparse (preprocess.py). ``run_main`` turns a
+:class:`TorchRNNError` or an OS error into one line on stderr and a non-zero exit code.
+"""
+import argparse
+import sys
+
+from .errors import TorchRNNError
+
+USAGE_ERROR = 2
+
+
+class UsageError(TorchRNNError):
+    """A malformed command line (unknown flag, missing value, wrong type)."""
+
+
+def lua_tonumber(text):
+    """Parse ``text`` as Lua's ``tonumber`` would; integral values come back as int."""
+    s = text.strip()
+    try:
+        value = float(s)
+    except ValueError:
+        try:
+            return int(s, 16) if s.lower().startswith(("0x", "-0x")) else None
+        except ValueError:
+            return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return value if s.lower() in ("inf", "-inf", "nan") else None
+    if value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    return value
+
+
+def parse_torch_options(options, argv, prog):
+    """Parse ``argv`` against ``options`` = [(name, default, help), ...] like torch.CmdLine.
+
+    Returns a dict from option name (without dashes) to value, defaults filled in, in the
+    order the options were declared. ``-h``/``-help``/``--help`` print the help and exit 0.
+    """
+    by_flag = {}
+    params = {}
+    for name, default, _help in options:
+        by_flag["-" + name] = (name, default)
+        by_flag["--" + name] = (name, default)
+        params[name] = default
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "-help", "--help"):
+            print(format_torch_help(options, prog))
+            raise SystemExit(0)
+        if arg.startswith("--") and "=" in arg:
+            arg, inline = arg.split("=", 1)
+            rest = [inline]
+        else:
+            rest = argv[i + 1:i + 2]
+            i += 1
+        if arg not in by_flag:
+            if arg.startswith("-"):
+                raise UsageError(f"unknown option {arg} (see {prog} -h)")
+            raise UsageError(f"unexpected argument {arg!r}: options are given as -name value "
+                             f"(see {prog} -h)")
+        name, default = by_flag[arg]
+        if not rest:
+            raise UsageError(f"missing value for option {arg}")
+        value = rest[0]
+        i += 1
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            number = lua_tonumber(value)
+            if number is None:
+                raise UsageError(f"invalid value for option {arg}: expected a number, "
+                                 f"found {value!r}")
+            value = number
+        params[name] = value
+    return params
+
+
+def format_torch_help(options, prog):
+    """The option list in the spirit of torch.CmdLine's help."""
+    width = max(len(name) for name, _, _ in options) + 2
+    lines = [f"Usage: {prog} [options]", "", "Options:"]
+    for name, default, help_text in options:
+        shown = repr(default) if isinstance(default, str) else default
+        lines.append(f"  -{name.ljust(width)} {help_text} [{shown}]")
+    return "\n".join(lines)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line on stderr (no usage dump)."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def run_main(prog, body, argv):
+    """Run ``body(argv)`` as a command: user errors become one line and an exit code.
+
+    Returns the exit status: body's own, 1 for a TorchRNNError or OSError, 2 for a usage
+    error, 130 for Ctrl-C. Unexpected exceptions are left to show their traceback: they are
+    bugs, not bad input.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        status = body(list(argv))
+        return 0 if status is None else status
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except TorchRNNError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"{prog}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
