@@ -1,0 +1,451 @@
+"""Checkpoints in torch-rnn's own formats: ``.t7`` (Torch7) and ``.json``.
+
+The ``.t7`` file holds a Lua table: ``i``, ``opt``, the loss histories, and ``model``, an
+``nn.LanguageModel`` object graph (``net`` = ``nn.Sequential`` of LookupTable, LSTM or
+VanillaRNN, View/BatchNormalization/View, Dropout, View/Linear/View). This module maps that
+graph to and from :class:`~torchrnn_py.model.LanguageModel`:
+
+- reading takes the architecture from the modules actually present (so any torch-rnn
+  checkpoint loads, whatever its fields say), accepts old ``nn`` versions
+  (``running_std`` instead of ``running_var``, "v1" Dropout) and CUDA tensor types;
+- writing emits every field train.lua's objects carry, with the class names and
+  serialisation versions of real files, float tensors, and all parameters (and gradients)
+  as views of one storage each, as train.lua's ``getParameters`` leaves them, so the
+  original ``sample.lua`` loads what we write.
+
+The ``.json`` beside it is written the way lua-cjson writes (``%.14g`` numbers, ``\\/``,
+``{}`` for an empty list); :func:`read_checkpoint_json` accepts both ``{}`` and ``[]``.
+"""
+import json
+import math
+import os
+
+import torch
+
+from .errors import TorchRNNError
+from .fileio import atomic_output, check_input_file
+from .model import LanguageModel
+from .t7 import Storage, TorchObject, read_t7, write_t7
+from .vocab import Vocab
+
+HISTORY_KEYS = ("train_loss_history", "val_loss_history", "val_loss_history_it",
+                "forward_backward_times", "memory_usage")
+# Serialisation versions that real checkpoints carry (torch.version(obj) of each class).
+CLASS_VERSIONS = {"nn.LookupTable": 4, "nn.BatchNormalization": 2}
+RNN_CLASSES = {"nn.LSTM": "lstm", "nn.VanillaRNN": "rnn"}
+
+
+# -- reading ------------------------------------------------------------------------------
+
+def load_checkpoint(path):
+    """Read a torch-rnn ``.t7`` checkpoint: a dict of its fields, with ``model`` as a
+    :class:`LanguageModel` (CPU, float32) and ``opt``/histories as Python values."""
+    check_input_file(path, "checkpoint")
+    root = read_t7(path)
+    if isinstance(root, TorchObject) and root.class_name == "nn.LanguageModel":
+        root = {"model": root}                   # torch.save(file, model) on its own
+    if not isinstance(root, dict) or not isinstance(root.get("model"), TorchObject) \
+            or root["model"].class_name != "nn.LanguageModel":
+        found = _describe(root.get("model") if isinstance(root, dict) else root)
+        raise TorchRNNError(f"{path}: not a torch-rnn checkpoint: expected a table whose "
+                            f"'model' is an nn.LanguageModel, found {found}")
+    checkpoint = {}
+    for key, value in root.items():
+        if key == "model":
+            checkpoint["model"] = model_from_t7(value, path)
+        else:
+            checkpoint[key] = from_lua(value, as_list=key in HISTORY_KEYS)
+    return checkpoint
+
+
+def load_model(path):
+    """The LanguageModel of a torch-rnn checkpoint, on the CPU, in evaluation mode."""
+    model = load_checkpoint(path)["model"]
+    model.eval()
+    return model
+
+
+def model_from_t7(lm, source="checkpoint"):
+    """Build a LanguageModel from an ``nn.LanguageModel`` TorchObject."""
+    def fail(message):
+        raise TorchRNNError(f"{source}: not a usable torch-rnn model: {message}")
+
+    vocab = Vocab(_idx_to_token(lm.get("idx_to_token"), fail), source=source)
+    net = lm.get("net")
+    if not isinstance(net, TorchObject) or not isinstance(net.get("modules"), dict):
+        fail(f"expected model.net to be an nn.Sequential with modules, found {_describe(net)}")
+    modules = _lua_array(net["modules"], "model.net.modules", fail)
+    names = [m.class_name if isinstance(m, TorchObject) else _describe(m) for m in modules]
+
+    def expect(k, class_name):
+        if k >= len(modules) or names[k] != class_name:
+            found = names[k] if k < len(modules) else "the end of the list"
+            fail(f"expected {class_name} at net.modules[{k + 1}], found {found}")
+        return modules[k]
+
+    lookup = expect(0, "nn.LookupTable")
+    embedding = _tensor(lookup, "weight", 2, fail)
+    k, layers = 1, []
+    while k < len(modules) and names[k] in RNN_CLASSES:
+        layer = {"rnn": modules[k], "type": RNN_CLASSES[names[k]]}
+        k += 1
+        if k < len(modules) and names[k] == "nn.View" and k + 1 < len(modules) \
+                and names[k + 1] == "nn.BatchNormalization":
+            layer["bn"] = expect(k + 1, "nn.BatchNormalization")
+            expect(k + 2, "nn.View")
+            k += 3
+        if k < len(modules) and names[k] == "nn.Dropout":
+            layer["dropout"] = modules[k]
+            k += 1
+        layers.append(layer)
+    if not layers:
+        fail(f"expected an nn.LSTM or nn.VanillaRNN at net.modules[2], found "
+             f"{names[1] if len(names) > 1 else 'nothing'}")
+    expect(k, "nn.View")
+    linear = expect(k + 1, "nn.Linear")
+    expect(k + 2, "nn.View")
+    if k + 3 != len(modules):
+        fail(f"unexpected {names[k + 3]} at net.modules[{k + 4}] after the output layer")
+
+    kinds = {layer["type"] for layer in layers}
+    if len(kinds) != 1:
+        fail("mixes LSTM and VanillaRNN layers")
+    V, D = embedding.shape
+    if V != len(vocab):
+        fail(f"the embedding has {V} rows but idx_to_token has {len(vocab)} tokens")
+    H = _tensor(layers[0]["rnn"], "bias", 1, fail).shape[0] // (4 if "lstm" in kinds else 1)
+    dropouts = [layer.get("dropout") for layer in layers]
+    p = _number(dropouts[0], "p", fail) if dropouts[0] is not None else 0.0
+    if any((d is None) != (dropouts[0] is None) for d in dropouts):
+        fail("dropout after some recurrent layers but not others")
+    has_bn = ["bn" in layer for layer in layers]
+    if any(b != has_bn[0] for b in has_bn):
+        fail("batch normalisation after some recurrent layers but not others")
+    model = LanguageModel(vocab, kinds.pop(), D, H, len(layers), p, int(has_bn[0]),
+                          generator=_NoDraws())
+    with torch.no_grad():
+        model.embedding.weight.copy_(embedding)
+        for index, (layer, rnn) in enumerate(zip(layers, model.rnns)):
+            where = f"net.modules ({layer['rnn'].class_name} number {index + 1})"
+            weight = _tensor(layer["rnn"], "weight", 2, fail)
+            bias = _tensor(layer["rnn"], "bias", 1, fail)
+            _copy(rnn.weight, weight, where + ".weight", fail)
+            _copy(rnn.bias, bias, where + ".bias", fail)
+            if "bn" in layer:
+                _load_batchnorm(model.batchnorms[index], layer["bn"], fail)
+            if dropouts[index] is not None:
+                model.dropouts[index].p = _number(dropouts[index], "p", fail)
+                model.dropouts[index].v2 = bool(dropouts[index].get("v2", False))
+        _copy(model.linear.weight, _tensor(linear, "weight", 2, fail), "Linear.weight", fail)
+        _copy(model.linear.bias, _tensor(linear, "bias", 1, fail), "Linear.bias", fail)
+    model.train(bool(lm.get("train", True)))
+    return model
+
+
+def _load_batchnorm(bn, module, fail):
+    """Parameters and running statistics of an nn.BatchNormalization, old or new."""
+    if module.get("affine", True) is False or module.get("weight") is None:
+        fail("BatchNormalization without affine parameters is not supported")
+    bn.eps = _number(module, "eps", fail) if "eps" in module else 1e-5
+    bn.momentum = _number(module, "momentum", fail) if "momentum" in module else 0.1
+    _copy(bn.weight, _tensor(module, "weight", 1, fail), "BatchNormalization.weight", fail)
+    _copy(bn.bias, _tensor(module, "bias", 1, fail), "BatchNormalization.bias", fail)
+    _copy(bn.running_mean, _tensor(module, "running_mean", 1, fail),
+          "BatchNormalization.running_mean", fail)
+    if "running_var" in module:
+        running_var = _tensor(module, "running_var", 1, fail)
+    elif "running_std" in module:
+        # nn before 2016-02 kept 1/sqrt(var + eps); nn's own loader converts it this way.
+        running_var = _tensor(module, "running_std", 1, fail).double().pow(-2) - bn.eps
+    else:
+        fail("BatchNormalization has neither running_var nor running_std")
+    _copy(bn.running_var, running_var, "BatchNormalization.running_var", fail)
+
+
+class _NoDraws:
+    """A stand-in generator for models whose weights are about to be overwritten: it
+    hands out zeros instead of spending time on random numbers."""
+
+    @staticmethod
+    def normal(n, mean=0.0, std=1.0):
+        return torch.zeros(n, dtype=torch.float64).numpy()
+
+    @staticmethod
+    def uniform(n, a=0.0, b=1.0):
+        return torch.zeros(n, dtype=torch.float64).numpy()
+
+
+def _idx_to_token(table, fail):
+    if not isinstance(table, dict) or not table:
+        fail(f"expected model.idx_to_token to be a table of tokens, found {_describe(table)}")
+    tokens = _lua_array(table, "model.idx_to_token", fail)
+    for idx, token in enumerate(tokens, 1):
+        if not isinstance(token, str):
+            fail(f"model.idx_to_token[{idx}] should be a string, found {_describe(token)}")
+    return {idx: token for idx, token in enumerate(tokens, 1)}
+
+
+def _lua_array(table, what, fail):
+    """The values of a Lua table with keys 1..n, in order."""
+    n = len(table)
+    if set(table) != set(range(1, n + 1)):
+        fail(f"expected {what} to have keys 1..{n}")
+    return [table[k] for k in range(1, n + 1)]
+
+
+def _tensor(module, field, ndim, fail):
+    value = module.get(field) if isinstance(module, TorchObject) else None
+    if not isinstance(value, torch.Tensor) or value.dim() != ndim:
+        fail(f"{module.class_name}.{field} should be a {ndim}-D tensor, found {_describe(value)}")
+    return value
+
+
+def _number(module, field, fail):
+    value = module.get(field)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        fail(f"{module.class_name}.{field} should be a number, found {_describe(value)}")
+    return float(value)
+
+
+def _copy(param, value, what, fail):
+    if tuple(param.shape) != tuple(value.shape):
+        fail(f"{what} has shape {tuple(value.shape)}, expected {tuple(param.shape)}")
+    param.copy_(value.to(param.dtype))
+
+
+def _describe(value):
+    if isinstance(value, TorchObject):
+        return f"a {value.class_name}"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if value is None:
+        return "nothing"
+    return f"a {type(value).__name__}"
+
+
+def from_lua(value, as_list=False):
+    """Lua values as plain Python: integral numbers -> int, tables with keys 1..n ->
+    lists (and an empty table -> [] where a list is expected), Storages -> lists."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        return int(value)
+    if isinstance(value, Storage):
+        return [from_lua(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        n = len(value)
+        if (n and set(value) == set(range(1, n + 1))) or (as_list and n == 0):
+            return [from_lua(value[k]) for k in range(1, n + 1)]
+        return {k: from_lua(v) for k, v in value.items()}
+    return value
+
+
+# -- writing ------------------------------------------------------------------------------
+
+def save_checkpoint(path, checkpoint, json_path="auto"):
+    """Write ``checkpoint`` (a dict with ``model`` and train.lua's other keys) to
+    ``path`` (.t7) and, like train.lua, its JSON twin without the model (``json_path``:
+    'auto' = same name with .json, None = no JSON). Both writes are atomic, JSON first."""
+    if json_path == "auto":
+        json_path = os.path.splitext(path)[0] + ".json"
+    model = checkpoint["model"]
+    rest = {k: v for k, v in checkpoint.items() if k != "model"}
+    if json_path:
+        with atomic_output(json_path, "w", what="checkpoint JSON", create_dir=True,
+                           encoding="utf-8") as f:
+            f.write(cjson_dumps(rest))
+    opt = rest.get("opt") or {}
+    table = dict(rest)
+    table["model"] = model_to_t7(model, opt.get("batch_size", 1), opt.get("seq_length", 1))
+    write_t7(path, table)
+
+
+def model_to_t7(model, batch_size=1, seq_length=1):
+    """The ``nn.LanguageModel`` TorchObject train.lua would save for ``model``."""
+    N, T = int(batch_size), int(seq_length)
+    params = _flat_views([p for p in _torch7_parameters(model)], grads=False)
+    grads = _flat_views([p for p in _torch7_parameters(model)], grads=True)
+    take = iter(zip(params, grads))
+
+    modules = []
+    lookup_w, lookup_g = next(take)
+    modules.append(_module("nn.LookupTable", weight=lookup_w, gradWeight=lookup_g,
+                           _count=_empty(torch.int32), _input=_empty(torch.int64),
+                           copiedInput=True, paddingValue=0, shouldScaleGradByFreq=False))
+    rnns, bn_view_in, bn_view_out = [], [], []
+    for layer, rnn in enumerate(model.rnns):
+        (w, gw), (b, gb) = next(take), next(take)
+        rnns.append(_rnn_module(model.model_type, rnn, w, gw, b, gb))
+        modules.append(rnns[-1])
+        if model.batchnorm:
+            (bw, gbw), (bb, gbb) = next(take), next(take)
+            bn = model.batchnorms[layer]
+            view_in, view_out = _view((N * T, -1), 3, N * T), _view((N, T, -1), 2, N * T)
+            bn_view_in.append(view_in)
+            bn_view_out.append(view_out)
+            modules += [view_in, _module(
+                "nn.BatchNormalization", weight=bw, bias=bb, gradWeight=gbw, gradBias=gbb,
+                running_mean=_float(bn.running_mean), running_var=_float(bn.running_var),
+                save_mean=_empty(), save_std=_empty(), eps=bn.eps, momentum=bn.momentum,
+                affine=True), view_out]
+        if model.dropout > 0:
+            dropout = model.dropouts[layer]
+            modules.append(_module("nn.Dropout", p=dropout.p, v2=dropout.v2, noise=_empty(),
+                                   stochastic_inference=False))
+    (lw, glw), (lb, glb) = next(take), next(take)
+    view1, view2 = _view((N * T, -1), 3, N * T), _view((N, T, -1), 2, N * T)
+    modules += [view1, _module("nn.Linear", weight=lw, bias=lb, gradWeight=glw,
+                               gradBias=glb, addBuffer=_empty()), view2]
+    net = _module("nn.Sequential", modules=modules)
+    idx_to_token = model.idx_to_token
+    return TorchObject("nn.LanguageModel", {
+        "_type": "torch.FloatTensor", "train": bool(model.training),
+        "idx_to_token": [idx_to_token[i] for i in range(1, len(idx_to_token) + 1)],
+        "token_to_idx": {token: idx for idx, token in idx_to_token.items()},
+        "vocab_size": model.vocab_size, "model_type": model.model_type,
+        "wordvec_dim": model.wordvec_dim, "rnn_size": model.rnn_size,
+        "num_layers": model.num_layers, "dropout": model.dropout,
+        "batchnorm": model.batchnorm, "net": net, "rnns": rnns, "view1": view1,
+        "view2": view2, "bn_view_in": bn_view_in, "bn_view_out": bn_view_out,
+    }, 1)
+
+
+def _torch7_parameters(model):
+    """Parameters in nn.LanguageModel:parameters() order (the getParameters layout)."""
+    yield model.embedding.weight
+    for layer, rnn in enumerate(model.rnns):
+        yield rnn.weight
+        yield rnn.bias
+        if model.batchnorm:
+            yield model.batchnorms[layer].weight
+            yield model.batchnorms[layer].bias
+    yield model.linear.weight
+    yield model.linear.bias
+
+
+def _flat_views(parameters, grads):
+    """Float copies of the parameters (or their gradients, zeros when absent) as views
+    of one flat tensor, which the t7 writer stores as one shared FloatStorage."""
+    pieces = []
+    for p in parameters:
+        source = p.grad if grads else p
+        if source is None:
+            source = torch.zeros_like(p)
+        pieces.append(source.detach().to("cpu", torch.float32).reshape(-1))
+    flat = torch.cat(pieces)
+    views, offset = [], 0
+    for p in parameters:
+        n = p.numel()
+        views.append(flat[offset:offset + n].view(p.shape))
+        offset += n
+    return views
+
+
+def _rnn_module(model_type, rnn, weight, grad_weight, bias, grad_bias):
+    grad_x = _empty()
+    fields = dict(weight=weight, gradWeight=grad_weight, bias=bias, gradBias=grad_bias,
+                  input_dim=rnn.input_dim, hidden_dim=rnn.hidden_dim,
+                  remember_states=bool(rnn.remember_states), recompute_backward=True,
+                  h0=_empty(), grad_h0=_empty(), grad_x=grad_x, gradInput=grad_x,
+                  buffer1=_empty(), buffer2=_empty(), _return_grad_h0=False)
+    if model_type == "lstm":
+        fields.update(c0=_empty(), grad_c0=_empty(), cell=_empty(), gates=_empty(),
+                      buffer3=_empty(), grad_a_buffer=_empty(), _return_grad_c0=False)
+        return _module("nn.LSTM", **fields)
+    return _module("nn.VanillaRNN", **fields)
+
+
+def _view(size, num_input_dims, num_elements):
+    return _module("nn.View", size=Storage("torch.LongStorage",
+                                           torch.tensor(size, dtype=torch.int64)),
+                   numInputDims=num_input_dims, numElements=num_elements)
+
+
+def _module(class_name, **fields):
+    """An nn module object with the fields every nn.Module carries, plus ``fields``."""
+    base = {"_type": "torch.FloatTensor", "train": True, "output": _empty(),
+            "gradInput": _empty()}
+    base.update(fields)
+    return TorchObject(class_name, base, CLASS_VERSIONS.get(class_name, 1))
+
+
+def _empty(dtype=torch.float32):
+    return torch.empty(0, dtype=dtype)
+
+
+def _float(tensor):
+    return tensor.detach().to("cpu", torch.float32).clone()
+
+
+# -- JSON, as lua-cjson writes it -----------------------------------------------------------
+
+_CJSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f",
+                  "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def cjson_dumps(value):
+    """Serialise like lua-cjson: no spaces, ``%.14g`` numbers, ``\\/``, ``{}`` for an
+    empty list, non-ASCII left as UTF-8. (cjson refuses NaN/inf; we write NaN/Infinity,
+    which Python's json reads, rather than lose a checkpoint.)"""
+    parts = []
+    _cjson(value, parts)
+    return "".join(parts)
+
+
+def _cjson(value, out):
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, (int, float)):
+        value = float(value)
+        if math.isnan(value):
+            out.append("NaN")
+        elif math.isinf(value):
+            out.append("Infinity" if value > 0 else "-Infinity")
+        else:
+            out.append("%.14g" % value)
+    elif isinstance(value, str):
+        out.append('"')
+        out.append("".join(_CJSON_ESCAPES.get(c) or
+                           ("\\u%04x" % ord(c) if ord(c) < 0x20 or c == "\x7f" else c)
+                           for c in value))
+        out.append('"')
+    elif isinstance(value, dict):
+        out.append("{")
+        for n, (key, item) in enumerate(value.items()):
+            if n:
+                out.append(",")
+            _cjson(str(key), out)
+            out.append(":")
+            _cjson(item, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            out.append("{}")
+            return
+        out.append("[")
+        for n, item in enumerate(value):
+            if n:
+                out.append(",")
+            _cjson(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"cannot write {type(value).__name__} to a checkpoint JSON")
+
+
+def read_checkpoint_json(path):
+    """A checkpoint's JSON as a dict, with ``{}`` read as an empty list where train.lua
+    keeps lists."""
+    check_input_file(path, "checkpoint JSON")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise TorchRNNError(f"{path}: not a valid checkpoint JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise TorchRNNError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    for key in HISTORY_KEYS:
+        if data.get(key) == {}:
+            data[key] = []
+    return data

@@ -1,0 +1,209 @@
+"""torch-rnn's recurrent layers as PyTorch modules, computed by PyTorch's fused kernels.
+
+``LSTM`` and ``VanillaRNN`` keep torch-rnn's public parameters: ``weight`` of shape
+``(D + H, G)`` (the first D rows multiply the input, the last H rows the previous hidden
+state; G = 4H gate columns in the order i, f, o, g for the LSTM, G = H for the RNN) and
+``bias`` of shape ``(G,)``. Each forward pass hands them to ``torch.nn.LSTM`` /
+``torch.nn.RNN`` (cuDNN on a GPU, the fused CPU kernel otherwise) through
+:func:`torchrnn_to_torch_layout`, the one place where the layouts are converted.
+
+``Dropout`` is torch-rnn's ``nn.Dropout`` (inverted, "v2"; "v1" for very old checkpoints)
+that can take its masks from a :class:`~torchrnn_py.rng.TorchGenerator`, so that seeded
+runs drop exactly the units the original drops.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+
+def lstm_gate_permutation(hidden_dim, device=None):
+    """Column order that turns torch-rnn's i, f, o, g gate blocks into PyTorch's i, f, g, o."""
+    H = hidden_dim
+    blocks = [torch.arange(0, H), torch.arange(H, 2 * H),          # i, f
+              torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]  # g, o
+    return torch.cat(blocks).to(device)
+
+
+def torchrnn_to_torch_layout(weight, bias, input_dim, gate_order=None):
+    """torch-rnn ``weight (D+H, G)``, ``bias (G)`` -> ``torch.nn.LSTM/RNN`` parameters.
+
+    PyTorch keeps ``weight_ih (G, D)``, ``weight_hh (G, H)`` and two biases that are
+    summed; torch-rnn has one bias, so ``bias_hh`` is zero. ``gate_order`` (an index
+    over the G columns) reorders the gates; ``None`` keeps them. Differentiable: the
+    gradients flow back to torch-rnn's layout.
+    """
+    D = input_dim
+    if gate_order is not None:
+        weight = weight.index_select(1, gate_order)
+        bias = bias.index_select(0, gate_order)
+    return {
+        "weight_ih_l0": weight[:D].t(),
+        "weight_hh_l0": weight[D:].t(),
+        "bias_ih_l0": bias,
+        "bias_hh_l0": torch.zeros_like(bias),
+    }
+
+
+class _Recurrent(nn.Module):
+    """What torch-rnn's LSTM and VanillaRNN share: parameters, remembered states, kernel."""
+
+    gates = 1        # G / H
+    has_cell = False
+
+    def __init__(self, input_dim, hidden_dim, kernel):
+        super().__init__()
+        D, H = input_dim, hidden_dim
+        self.input_dim, self.hidden_dim = D, H
+        self.weight = nn.Parameter(torch.empty(D + H, self.gates * H))
+        self.bias = nn.Parameter(torch.empty(self.gates * H))
+        self.remember_states = False
+        # The PyTorch module whose fused kernel we call, with its parameters on the meta
+        # device (no memory): ours are passed in at each call. Kept in a tuple so that it
+        # is a tool of this module, not a submodule with parameters of its own.
+        self._kernel = (kernel,)
+        self._state = None   # remembered (h, c) or (h,), each (N, H), detached
+        self.reset_parameters()
+
+    def reset_parameters(self, generator=None, std=None):
+        """torch-rnn's ``reset``: weight ~ N(0, std), std = 1/sqrt(D+H) by default; bias 0.
+
+        With a :class:`TorchGenerator` the weights are drawn exactly as Torch7 draws them
+        (row-major, in double, then stored as this module's dtype).
+        """
+        D, H = self.input_dim, self.hidden_dim
+        if std is None:
+            std = 1.0 / (D + H) ** 0.5
+        with torch.no_grad():
+            if generator is None:
+                self.weight.normal_(0.0, std)
+            else:
+                values = generator.normal(self.weight.numel(), 0.0, std)
+                self.weight.copy_(torch.from_numpy(values).view_as(self.weight))
+            self.bias.zero_()
+
+    def reset_states(self):
+        """Forget the remembered state: the next pass starts from zeros (``resetStates``)."""
+        self._state = None
+
+    @property
+    def state(self):
+        """The remembered state, a tuple of ``(N, H)`` tensors, or None."""
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        self._state = None if value is None else tuple(t.detach() for t in value)
+
+    def _initial_state(self, N, h0, c0, like):
+        """The (h0[, c0]) this pass starts from, each (N, H)."""
+        H = self.hidden_dim
+        given = (h0, c0) if self.has_cell else (h0,)
+        remembered = self._state if self.remember_states else None
+        if remembered is not None and remembered[0].shape[0] != N:
+            raise ValueError(f"batch size changed from {remembered[0].shape[0]} to {N} while "
+                             f"remembering states: call reset_states() first")
+        start = []
+        for k, value in enumerate(given):
+            if value is None:
+                value = (remembered[k] if remembered is not None
+                         else like.new_zeros(N, H))
+            start.append(value)
+        return start
+
+    def forward(self, x, h0=None, c0=None):
+        """x (N, T, D) -> hidden states (N, T, H); starts from h0/c0, the remembered
+        state (``remember_states``) or zeros, and remembers where it ended."""
+        N, T, D = x.shape
+        if D != self.input_dim:
+            raise ValueError(f"expected input of size {self.input_dim}, got {D}")
+        start = self._initial_state(N, h0, c0, x)
+        params = torchrnn_to_torch_layout(self.weight, self.bias, D, self._gate_order(x))
+        kernel = self._kernel[0]
+        hx = tuple(s.unsqueeze(0).contiguous() for s in start)   # each (1, N, H)
+        out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
+        last = last if self.has_cell else (last,)
+        self._state = tuple(s[0].detach() for s in last)          # each (N, H)
+        return out                                                # (N, T, H)
+
+    def _gate_order(self, like):
+        return None
+
+    def extra_repr(self):
+        return f"{self.input_dim}, {self.hidden_dim}"
+
+
+class LSTM(_Recurrent):
+    """torch-rnn's ``nn.LSTM(D, H)``: gates i, f, o, g in ``weight (D+H, 4H)``.
+
+    ``i, f, o = sigmoid``, ``g = tanh`` of ``x Wx + h Wh + b``; ``c = f c_prev + i g``;
+    ``h = o tanh(c)``. The forget-gate bias starts at 1, as in torch-rnn.
+    """
+
+    gates = 4
+    has_cell = True
+
+    def __init__(self, input_dim, hidden_dim):
+        super().__init__(input_dim, hidden_dim,
+                         nn.LSTM(input_dim, hidden_dim, batch_first=True, device="meta"))
+
+    def reset_parameters(self, generator=None, std=None):
+        super().reset_parameters(generator, std)
+        H = self.hidden_dim
+        with torch.no_grad():
+            self.bias[H:2 * H].fill_(1.0)
+
+    def _gate_order(self, like):
+        H = self.hidden_dim
+        cached = getattr(self, "_perm", None)
+        if cached is None or cached.device != like.device:
+            self._perm = lstm_gate_permutation(H, like.device)
+        return self._perm
+
+
+class VanillaRNN(_Recurrent):
+    """torch-rnn's ``nn.VanillaRNN(D, H)``: ``h = tanh(x Wx + h Wh + b)``."""
+
+    def __init__(self, input_dim, hidden_dim):
+        super().__init__(input_dim, hidden_dim,
+                         nn.RNN(input_dim, hidden_dim, nonlinearity="tanh", batch_first=True,
+                                device="meta"))
+
+
+class Dropout(nn.Module):
+    """torch-rnn's ``nn.Dropout(p)``: inverted dropout ("v2") after every recurrent layer.
+
+    ``generator``: a :class:`~torchrnn_py.rng.TorchGenerator`; when set, each training
+    pass draws one uniform per element in row-major order and keeps the element when
+    ``u <= 1 - p``, as Torch7 does, so seeded runs match the original. Otherwise
+    PyTorch's own (faster, on-device) dropout is used. ``v2=False`` reproduces old
+    checkpoints' "v1" dropout: no scaling in training, outputs times ``1 - p`` in evaluation.
+    """
+
+    def __init__(self, p, v2=True):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.v2 = bool(v2)
+        self.generator = None
+
+    def forward(self, x):
+        p = self.p
+        if p == 0:
+            return x
+        if not self.training:
+            return x if self.v2 else x * (1.0 - p)
+        if self.generator is None:
+            if self.v2:
+                return F.dropout(x, p, training=True)
+            return x * torch.empty_like(x).bernoulli_(1.0 - p)
+        keep = self.generator.bernoulli(x.numel(), 1.0 - p)
+        noise = torch.from_numpy(keep).to(device=x.device, dtype=x.dtype).view_as(x)
+        if self.v2:
+            # Torch7 divides the 0/1 noise by (1 - p) in the tensor's type, then multiplies.
+            noise = noise / torch.tensor(1.0 - p, dtype=x.dtype, device=x.device)
+        return x * noise
+
+    def extra_repr(self):
+        return f"p={self.p}" + ("" if self.v2 else ", v1")

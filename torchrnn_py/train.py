@@ -1,0 +1,294 @@
+"""train.lua: train a LanguageModel on a preprocessed HDF5/JSON dataset.
+
+Same single-dash flags, defaults, printed lines and checkpoint files as torch-rnn's
+``th train.lua`` (SPEC §4), plus new flags whose defaults keep the original behaviour:
+``-seed N`` (what ``torch.manualSeed(N)`` would have meant to the original).
+
+Library use: ``train(input_h5=..., input_json=..., rnn_size=..., verbose=True)`` takes the
+flags as keyword arguments and returns the histories and the trained model.
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .cmdline import parse_torch_options, run_main
+from .data import DataLoader
+from .errors import TorchRNNError
+from .fileio import check_output_path
+from .model import MODEL_TYPES, LanguageModel, to_index
+from .optim import TorchAdam, clamp_gradients_
+from .rng import TorchGenerator, os_seed
+from .vocab import read_vocab
+
+PROG = "torchrnn-train"
+
+# (name, default, help): train.lua's flags in train.lua's order, then ours.
+OPTIONS = [
+    ("input_h5", "data/tiny-shakespeare.h5", "HDF5 file written by preprocess"),
+    ("input_json", "data/tiny-shakespeare.json", "JSON vocabulary written by preprocess"),
+    ("batch_size", 50, "number of parallel streams per minibatch"),
+    ("seq_length", 50, "time steps per minibatch (truncated backpropagation length)"),
+    ("init_from", "", "start from the model in this checkpoint (.t7)"),
+    ("reset_iterations", 1, "with -init_from: 0 continues counting from the checkpoint's i"),
+    ("model_type", "lstm", "lstm or rnn"),
+    ("wordvec_size", 64, "embedding size"),
+    ("rnn_size", 128, "hidden units per recurrent layer"),
+    ("num_layers", 2, "number of recurrent layers"),
+    ("dropout", 0, "dropout after every recurrent layer (0 = none)"),
+    ("batchnorm", 0, "1 = batch normalisation after every recurrent layer"),
+    ("max_epochs", 50, "number of passes over the training data"),
+    ("learning_rate", 2e-3, "Adam learning rate"),
+    ("grad_clip", 5, "clamp every gradient element to [-grad_clip, grad_clip] (0 = off)"),
+    ("lr_decay_every", 5, "multiply the learning rate by lr_decay_factor every this many epochs"),
+    ("lr_decay_factor", 0.5, "learning-rate decay factor"),
+    ("print_every", 1, "print the loss every this many iterations (0 = never)"),
+    ("checkpoint_every", 1000, "validate and write a checkpoint every this many iterations"),
+    ("checkpoint_name", "cv/checkpoint", "checkpoint files are <name>_<i>.t7 and .json"),
+    ("speed_benchmark", 0, "1 = time every forward/backward pass"),
+    ("memory_benchmark", 0, "1 = record GPU memory use (CUDA only)"),
+    ("gpu", 0, "CUDA device number; -1 = CPU"),
+    ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
+    ("seed", -1, "new: seed Torch7's generator as torch.manualSeed(seed) would (-1 = from the OS)"),
+]
+DEFAULTS = {name: default for name, default, _ in OPTIONS}
+
+
+def resolve_options(options):
+    """Fill defaults and check values; returns the ``opt`` dict train.lua would have."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
+    opt = dict(DEFAULTS)
+    opt.update(options)
+    if opt["model_type"] not in MODEL_TYPES:
+        raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt['model_type']!r}")
+    if not 0 <= opt["dropout"] < 1:
+        raise TorchRNNError(f"-dropout must be at least 0 and below 1, got {opt['dropout']}")
+    for name in ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers"):
+        if opt[name] < 1 or int(opt[name]) != opt[name]:
+            raise TorchRNNError(f"-{name} must be a positive integer, got {opt[name]}")
+    if opt["max_epochs"] < 0:
+        raise TorchRNNError(f"-max_epochs must not be negative, got {opt['max_epochs']}")
+    if opt["learning_rate"] <= 0:
+        raise TorchRNNError(f"-learning_rate must be positive, got {opt['learning_rate']}")
+    if opt["gpu_backend"] not in ("cuda", "opencl"):
+        raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt['gpu_backend']!r}")
+    return opt
+
+
+def choose_device(opt, say, warn):
+    """torch.device for ``-gpu``/``-gpu_backend``; prints train.lua's mode line.
+
+    A GPU that is not there, or the OpenCL backend, is one line on stderr and the CPU.
+    """
+    gpu = int(opt["gpu"])
+    if gpu >= 0 and opt["gpu_backend"] == "opencl":
+        warn("the OpenCL backend (cltorch) is not available in torchrnn_py; "
+             "falling back to the CPU")
+    elif gpu >= 0:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpu < count:
+            torch.cuda.set_device(gpu)
+            say(f"Running with CUDA on GPU {gpu}")
+            return torch.device("cuda", gpu)
+        found = f"{count} CUDA device(s)" if count else "no CUDA device"
+        warn(f"GPU {gpu} was asked for (-gpu {gpu}) but this machine has {found}; "
+             f"falling back to the CPU (use -gpu -1 to ask for the CPU)")
+    say("Running in CPU mode")
+    return torch.device("cpu")
+
+
+def torch7_loss_value(scores, targets):
+    """The loss value torch-rnn prints: its CrossEntropyCriterion's float arithmetic.
+
+    THNN's LogSoftMax works in double per row; ClassNLLCriterion then sums the N*T
+    negative log-probabilities one by one in float32 and divides by N*T. The running
+    float32 sum moves the printed value by ~1e-6 against an exact mean, so the printed
+    losses and histories are computed this way (the gradients do not depend on it).
+    """
+    V = scores.shape[-1]
+    with torch.no_grad():
+        logp = (scores.detach().reshape(-1, V).double().log_softmax(-1)
+                .gather(1, to_index(targets).reshape(-1, 1)).float().cpu().numpy()[:, 0])
+    total = np.cumsum(-logp, dtype=np.float32)[-1]
+    return float(total / np.float32(logp.shape[0]))
+
+
+def lua_number(value):
+    """A number as Lua's print shows it (``%.14g``)."""
+    return "%.14g" % value
+
+
+def make_printers(verbose, log=None, warn=None):
+    """``say(*parts)`` prints like Lua's print (parts joined by tabs) to stdout, or hands
+    the line to ``log``; ``warn(msg)`` goes to stderr or ``warn``. Silent unless verbose."""
+    def say(*parts):
+        line = "\t".join(str(p) for p in parts)
+        if log is not None:
+            log(line)
+        elif verbose:
+            print(line, flush=True)
+
+    def warning(msg):
+        if warn is not None:
+            warn(msg)
+        elif verbose:
+            print(f"{PROG}: warning: {msg}", file=sys.stderr, flush=True)
+    return say, warning
+
+
+def train(*, verbose=False, log=None, warn=None, **options):
+    """Train as ``th train.lua`` does; keyword arguments are its flags (see OPTIONS).
+
+    Returns a dict with ``model`` (the trained LanguageModel), ``i`` (the last
+    iteration), ``train_loss_history``, ``val_loss_history``, ``val_loss_history_it``,
+    ``forward_backward_times``, ``memory_usage`` and ``opt``. ``verbose`` prints
+    train.lua's lines on stdout; ``log``/``warn`` receive them instead when given.
+    """
+    say, warn = make_printers(verbose, log, warn)
+    opt = resolve_options(options)
+    device = choose_device(opt, say, warn)
+    _check_checkpoint_dir(opt)
+
+    vocab = read_vocab(opt["input_json"])
+    loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
+                        vocab_size=len(vocab), log=say)
+    seeded = opt["seed"] >= 0
+    generator = TorchGenerator(opt["seed"] if seeded else os_seed())
+
+    start_i = 0
+    if opt["init_from"]:
+        say("Initializing from ", opt["init_from"])
+        checkpoint = ckpt.load_checkpoint(opt["init_from"])
+        model = checkpoint["model"]
+        if model.vocab_size < len(vocab):
+            raise TorchRNNError(
+                f"{opt['init_from']}: the model knows {model.vocab_size} tokens but "
+                f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
+        if opt["reset_iterations"] == 0:
+            start_i = int(checkpoint["i"])
+    else:
+        model = LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
+                              opt["num_layers"], opt["dropout"], opt["batchnorm"],
+                              generator=generator)
+    model.to(device)
+    if seeded:
+        model.set_dropout_generator(generator)           # Torch7's masks, bit for bit
+    else:
+        native = torch.Generator(device=device)
+        native.manual_seed(os_seed() & (2 ** 63 - 1))
+        model.set_dropout_generator(native)
+
+    history = {"train_loss_history": [], "val_loss_history": [], "val_loss_history_it": [],
+               "forward_backward_times": [], "memory_usage": []}
+    optimizer = TorchAdam(model.parameters(), lr=opt["learning_rate"])
+    learning_rate = opt["learning_rate"]
+    memory_base = _gpu_memory_used(device) if opt["memory_benchmark"] and device.type == "cuda" else None
+
+    num_train = loader.split_sizes["train"]
+    num_iterations = int(math.floor(opt["max_epochs"] * num_train))
+    i = start_i
+    model.train()
+    for i in range(start_i + 1, num_iterations + 1):
+        epoch = i // num_train + 1
+        if i % num_train == 0:
+            model.reset_states()
+            if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
+                learning_rate *= opt["lr_decay_factor"]
+                optimizer.reset_state()                    # quirk: train.lua drops Adam's state
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate
+
+        loss = _train_step(model, optimizer, loader, device, opt, history, memory_base, say)
+        history["train_loss_history"].append(loss)
+        if opt["print_every"] > 0 and i % opt["print_every"] == 0:
+            say("Epoch %.2f / %d, i = %d / %d, loss = %f"
+                % (i / num_train + 1, opt["max_epochs"], i, num_iterations, loss))
+
+        if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
+                or i == num_iterations:
+            val_loss = evaluate_split(model, loader, "val", device)
+            say("val_loss = ", lua_number(val_loss))
+            history["val_loss_history"].append(val_loss)
+            history["val_loss_history_it"].append(i)
+            model.train()
+            checkpoint = dict(history, opt=opt, i=i, model=model)
+            ckpt.save_checkpoint("%s_%d.t7" % (opt["checkpoint_name"], i), checkpoint)
+    return dict(history, opt=opt, i=i, model=model)
+
+
+def _train_step(model, optimizer, loader, device, opt, history, memory_base, say):
+    """One forward/backward/clamp/Adam step on the next training batch; returns the loss."""
+    x, y = loader.next_batch("train")
+    x, y = x.to(device), y.to(device)
+    optimizer.zero_grad(set_to_none=False)
+    if opt["speed_benchmark"]:
+        _synchronize(device)
+        start = time.perf_counter()
+    scores = model(x)
+    model.loss(scores, y).backward()
+    if opt["speed_benchmark"]:
+        _synchronize(device)
+        elapsed = time.perf_counter() - start
+        say("Forward / Backward pass took ", lua_number(elapsed))
+        history["forward_backward_times"].append(elapsed)
+    if memory_base is not None:
+        used = _gpu_memory_used(device) - memory_base
+        say("Using %dMB of memory" % (used / 1024 / 1024))
+        history["memory_usage"].append(used)
+    loss = torch7_loss_value(scores, y)
+    clamp_gradients_(model.parameters(), opt["grad_clip"])
+    optimizer.step()
+    return loss
+
+
+@torch.no_grad()
+def evaluate_split(model, loader, split, device, on_batch=None):
+    """Mean loss over every batch of ``split``, in evaluation mode, from zero states
+    (train.lua's validation and eval.lua). Leaves the states reset."""
+    model.eval()
+    model.reset_states()
+    loader.reset(split)
+    total = 0.0
+    count = loader.split_sizes[split]
+    for j in range(count):
+        if on_batch is not None:
+            on_batch(j + 1, count)
+        x, y = loader.next_batch(split)
+        total += torch7_loss_value(model(x.to(device)), y.to(device))
+    model.reset_states()
+    return total / count
+
+
+def _check_checkpoint_dir(opt):
+    """Fail before training, not hours later, if checkpoints cannot be written."""
+    path = "%s_%d.t7" % (opt["checkpoint_name"], 0)
+    check_output_path(path, "checkpoint", create_dir=True)
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _gpu_memory_used(device):
+    free, total = torch.cuda.mem_get_info(device)
+    return total - free
+
+
+def main(argv=None):
+    """``torchrnn-train``: train.lua's command line."""
+    def body(args):
+        opt = parse_torch_options(OPTIONS, args, PROG)
+        train(verbose=True, **opt)
+        return 0
+    return run_main(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
