@@ -7,6 +7,7 @@ commands whose originals used argparse (preprocess.py). ``run_main`` turns a
 :class:`TorchRNNError` or an OS error into one line on stderr and a non-zero exit code.
 """
 import argparse
+import os
 import sys
 
 from .errors import TorchRNNError
@@ -114,6 +115,11 @@ def run_main(prog, body, argv):
     except TorchRNNError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         print(f"{prog}: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -1,0 +1,208 @@
+"""Fuzz the Torch7 reader with damaged copies of the real checkpoints.
+
+Every read of a mutated file must either succeed or raise T7FormatError; anything else (an
+IndexError, struct.error, MemoryError, a hang...) is an "escape" and a bug. Errors that only the
+reader's last-resort handler caught ("unreadable data") are counted apart as "safety net": clean
+for the user, but a sign of a check the reader should make itself. Mutations favour the
+structural bytes (tags, indices, lengths, sizes, strides), not the float payloads, which any
+value survives. Also fuzzes the ASCII and 4-byte-long encodings of a small checkpoint.
+
+    python benchmarks/fuzz_t7.py [N] [--seed S]
+"""
+import argparse
+import collections
+import pathlib
+import random
+import resource
+import struct
+import sys
+import time
+import traceback
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from torchrnn_py import t7  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+INTERESTING_INT32 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -2, 255, 256, 65535, 1 << 20,
+                     (1 << 31) - 1, -(1 << 31), 1 << 30]
+INTERESTING_INT64 = INTERESTING_INT32 + [1 << 40, 10 ** 12, (1 << 63) - 1, -(1 << 63), 1 << 62]
+
+
+class Sample:
+    """One corpus file, its long size, and the byte ranges that hold raw storage payloads."""
+
+    def __init__(self, name, data, long_size=8):
+        self.name, self.data, self.long_size = name, data, long_size
+        self.payload = _payload_spans(data, long_size)
+        self.structural = _complement(self.payload, len(data))
+
+    def structural_offset(self, rng):
+        start, end = rng.choice(self.structural)
+        return rng.randrange(start, end)
+
+
+def _payload_spans(data, long_size):
+    """Where the storages' raw elements lie (found by reading once with a recording source)."""
+    spans = []
+    original = t7._BinarySource.array
+
+    def recording(self, dtype, n, what):
+        start = self.pos
+        out = original(self, dtype, n, what)
+        if self.pos - start > 64:
+            spans.append((start + 16, self.pos - 16))  # keep the edges structural
+        return out
+
+    t7._BinarySource.array = recording
+    try:
+        t7.loads_t7(data, long_size=long_size)
+    except t7.T7FormatError:
+        pass
+    finally:
+        t7._BinarySource.array = original
+    return sorted(spans)
+
+
+def _complement(spans, length):
+    out, pos = [], 0
+    for start, end in spans:
+        if start > pos:
+            out.append((pos, start))
+        pos = max(pos, end)
+    if pos < length:
+        out.append((pos, length))
+    return out or [(0, max(length, 1))]
+
+
+def mutate(sample, corpus, rng):
+    """A damaged copy of ``sample`` and a description of the damage."""
+    data = bytearray(sample.data)
+    kind = rng.choice(["flip", "flip", "int32", "int32", "int64", "truncate", "insert",
+                       "delete", "duplicate", "splice", "uniform_flip", "multi"])
+    if kind == "multi":
+        desc = []
+        for _ in range(rng.randint(2, 6)):
+            pos = sample.structural_offset(rng)
+            if pos < len(data):
+                data[pos] = rng.randrange(256)
+                desc.append(pos)
+        return bytes(data), f"multi-byte changes at {desc}"
+    if kind == "uniform_flip":
+        pos = rng.randrange(len(data))
+        data[pos] ^= 1 << rng.randrange(8)
+        return bytes(data), f"bit flip at {pos}"
+    pos = sample.structural_offset(rng)
+    if kind == "flip":
+        n = rng.randint(1, 8)
+        for i in range(pos, min(pos + n, len(data))):
+            data[i] = rng.randrange(256)
+        return bytes(data), f"{n} random bytes at {pos}"
+    if kind == "int32":
+        value = rng.choice(INTERESTING_INT32)
+        data[pos:pos + 4] = struct.pack("<i", value)
+        return bytes(data), f"int32 {value} at {pos}"
+    if kind == "int64":
+        value = rng.choice(INTERESTING_INT64)
+        fmt = "<q" if sample.long_size == 8 else "<i"
+        value = value if sample.long_size == 8 else max(-(1 << 31), min(value, (1 << 31) - 1))
+        data[pos:pos + struct.calcsize(fmt)] = struct.pack(fmt, value)
+        return bytes(data), f"long {value} at {pos}"
+    if kind == "truncate":
+        return bytes(data[:pos]), f"truncated to {pos} bytes"
+    if kind == "insert":
+        n = rng.randint(1, 16)
+        data[pos:pos] = bytes(rng.randrange(256) for _ in range(n))
+        return bytes(data), f"{n} bytes inserted at {pos}"
+    if kind == "delete":
+        n = rng.randint(1, 64)
+        del data[pos:pos + n]
+        return bytes(data), f"{n} bytes deleted at {pos}"
+    if kind == "duplicate":
+        n = rng.randint(1, 256)
+        data[pos:pos] = data[pos:pos + n]
+        return bytes(data), f"{n} bytes duplicated at {pos}"
+    other = rng.choice(corpus)
+    cut = other.structural_offset(rng)
+    return bytes(data[:pos]) + other.data[cut:], f"spliced at {pos} with {other.name}[{cut}:]"
+
+
+def build_corpus():
+    """The real files, plus ASCII / 4-byte-long / hand-made variants of small ones."""
+    corpus = []
+    paths = sorted((FIXTURES / "legacy").glob("*.t7")) + \
+        sorted((FIXTURES / "golden" / "checkpoints").glob("*.t7"))
+    for path in paths:
+        corpus.append(Sample(path.name, path.read_bytes()))
+    small = t7.read_t7(FIXTURES / "golden" / "checkpoints" / "rnn_small_cp_159.t7")
+    corpus.append(Sample("rnn_small (4-byte longs)", t7.dumps_t7(small, long_size=4), 4))
+    ascii_small = t7.dumps_t7({"opt": small["opt"], "view": small["model"]["net"]["modules"][4],
+                              "linear": small["model"]["net"]["modules"][5]},
+                              mode="ascii")
+    corpus.append(Sample("rnn_small parts (ASCII)", ascii_small))
+    shared = {"f": t7.LuaFunction(b"\x1bLJ\x02bytecode", [{"name": "x", "id": 1.0}]),
+              "list": [1, "two", None, True], "bytes": b"\xff\x00\xfe"}
+    shared["self"] = shared
+    corpus.append(Sample("hand-made", t7.dumps_t7(shared)))
+    return corpus
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("iterations", type=int, nargs="?", default=20000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    corpus = build_corpus()
+    counts = collections.Counter()
+    messages = collections.Counter()
+    escapes = []
+    slowest = (0.0, "")
+    started = time.time()
+    for i in range(args.iterations):
+        sample = rng.choice(corpus)
+        data, desc = mutate(sample, corpus, rng)
+        t0 = time.perf_counter()
+        try:
+            t7.loads_t7(data, long_size=sample.long_size)
+            counts["success"] += 1
+        except t7.T7FormatError as err:
+            text = str(err).split(": ", 2)[-1]
+            if "unreadable data" in text:  # caught only by the reader's last-resort net
+                counts["safety net"] += 1
+                if len(escapes) < 20:
+                    escapes.append((sample.name, desc, "T7FormatError (safety net)", text, ""))
+            else:
+                counts["clean error"] += 1
+            messages[" ".join(text.split()[:4])] += 1
+        except BaseException as err:  # noqa: BLE001 - exactly what we are hunting
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            counts["ESCAPE"] += 1
+            if len(escapes) < 20:
+                escapes.append((sample.name, desc, type(err).__name__, str(err)[:200],
+                                traceback.format_exc(limit=-3)))
+        elapsed = time.perf_counter() - t0
+        if elapsed > slowest[0]:
+            slowest = (elapsed, f"{sample.name}: {desc}")
+        if (i + 1) % 5000 == 0:
+            print(f"  {i + 1} iterations, {dict(counts)}", flush=True)
+
+    print(f"{args.iterations} mutated reads in {time.time() - started:.1f} s "
+          f"(seed {args.seed}, {len(corpus)} corpus files)")
+    for key in ("success", "clean error", "safety net", "ESCAPE"):
+        print(f"  {key:12s} {counts[key]}")
+    print(f"  slowest read {slowest[0] * 1000:.1f} ms ({slowest[1]})")
+    print(f"  peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+    print("  most common errors:")
+    for text, n in messages.most_common(12):
+        print(f"    {n:6d}  {text} ...")
+    for name, desc, kind, message, tb in escapes:
+        print(f"ESCAPE from {name} ({desc}): {kind}: {message}\n{tb}")
+    return 1 if escapes else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
