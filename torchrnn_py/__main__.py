@@ -6,6 +6,8 @@ import sys
 COMMANDS = {
     "preprocess": ("torchrnn_py.preprocess", "main"),
     "train": ("torchrnn_py.train", "main"),
+    "sample": ("torchrnn_py.sample", "main"),
+    "eval": ("torchrnn_py.evaluate", "main"),
     "bintoutf8": ("torchrnn_py.bintoutf8", "main_encode"),
     "utf8tobin": ("torchrnn_py.bintoutf8", "main_decode"),
 }

@@ -9,6 +9,7 @@ starts the next pass from it until :meth:`LanguageModel.reset_states`.
 Token ids are 1-based at every public boundary, as in torch-rnn; :func:`to_index` and
 :func:`to_token_id` are the only places that move between them and 0-based indices.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -143,6 +144,30 @@ class LanguageModel(nn.Module):
         over all N*T positions (torch-rnn's CrossEntropyCriterion)."""
         V = scores.shape[-1]
         return F.cross_entropy(scores.reshape(-1, V), to_index(targets).reshape(-1))
+
+    # -- sampling -------------------------------------------------------------------------
+    def sample(self, length=100, start_text="", sample=True, temperature=1.0, seed=None,
+               generator=None, num_samples=1):
+        """Sample text as sample.lua does: ``length`` tokens in all, the start text first.
+
+        ``sample=False`` takes the argmax at each step; ``seed`` makes the draws those of
+        the original after ``torch.manualSeed(seed)`` (or pass a ``generator``). Returns a
+        string, or a list of ``num_samples`` strings computed as one batch.
+        """
+        from .sampling import sample_ids
+        gen = generator if generator is not None else TorchGenerator(seed)
+        steps = list(sample_ids(self, length, start_text, sample, temperature, gen, num_samples))
+        ids = np.stack(steps, axis=1) if steps else np.zeros((num_samples, 0), np.int64)
+        texts = [self.decode(row) for row in ids]
+        return texts[0] if num_samples == 1 else texts
+
+    def sample_stream(self, length=100, start_text="", sample=True, temperature=1.0,
+                      seed=None, generator=None):
+        """Like :meth:`sample` (one stream), yielding each token's text as it is made."""
+        from .sampling import sample_ids
+        gen = generator if generator is not None else TorchGenerator(seed)
+        for ids in sample_ids(self, length, start_text, sample, temperature, gen, 1):
+            yield self.idx_to_token[int(ids[0])]
 
     def extra_repr(self):
         return (f"model_type={self.model_type!r}, vocab_size={self.vocab_size}, "

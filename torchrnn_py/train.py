@@ -124,7 +124,12 @@ def lua_number(value):
     return "%.14g" % value
 
 
-def make_printers(verbose, log=None, warn=None):
+def warn_on_stderr(prog):
+    """A ``warn`` callback printing ``prog: warning: ...`` on stderr."""
+    return lambda msg: print(f"{prog}: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def make_printers(verbose, log=None, warn=None, prog=PROG):
     """``say(*parts)`` prints like Lua's print (parts joined by tabs) to stdout, or hands
     the line to ``log``; ``warn(msg)`` goes to stderr or ``warn``. Silent unless verbose."""
     def say(*parts):
@@ -134,12 +139,9 @@ def make_printers(verbose, log=None, warn=None):
         elif verbose:
             print(line, flush=True)
 
-    def warning(msg):
-        if warn is not None:
-            warn(msg)
-        elif verbose:
-            print(f"{PROG}: warning: {msg}", file=sys.stderr, flush=True)
-    return say, warning
+    if warn is None:
+        warn = warn_on_stderr(prog) if verbose else (lambda msg: None)
+    return say, warn
 
 
 def train(*, verbose=False, log=None, warn=None, **options):

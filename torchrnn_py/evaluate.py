@@ -1,0 +1,84 @@
+"""eval.lua: the loss of a checkpoint on one split of its dataset.
+
+Same flags and lines as ``th eval.lua`` (SPEC §6): the data loader is rebuilt from the
+checkpoint's own ``opt`` (input_h5, batch_size, seq_length); one line per batch, then
+``<split> loss = %f``. New: ``-input_h5``/``-input_json`` override the paths stored in the
+checkpoint, which often name files on someone else's machine.
+"""
+import os
+import sys
+
+
+from .checkpoint import load_checkpoint
+from .cmdline import parse_torch_options, run_main
+from .data import SPLITS, DataLoader
+from .errors import TorchRNNError
+from .train import choose_device, evaluate_split, make_printers
+from .vocab import read_vocab
+
+PROG = "torchrnn-eval"
+
+OPTIONS = [
+    ("checkpoint", "", "checkpoint (.t7) written by train"),
+    ("split", "val", "train, val or test"),
+    ("gpu", 0, "CUDA device number; -1 = CPU"),
+    ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
+    ("input_h5", "", "new: the HDF5 data (default: the checkpoint's opt.input_h5)"),
+    ("input_json", "", "new: the JSON vocabulary, checked against the model's"),
+]
+DEFAULTS = {name: default for name, default, _ in OPTIONS}
+
+
+def evaluate(*, verbose=False, log=None, warn=None, **options):
+    """Run eval.lua with ``options`` (its flags as keyword arguments); returns the mean
+    loss over every batch of the split (the value eval.lua prints)."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
+    opt = dict(DEFAULTS, **options)
+    if opt["split"] not in SPLITS:
+        raise TorchRNNError(f"-split must be train, val or test, got {opt['split']!r}")
+    if not opt["checkpoint"]:
+        raise TorchRNNError("no checkpoint given (-checkpoint FILE.t7)")
+    say, warn = make_printers(verbose, log, warn, PROG)
+    device = choose_device(opt, say, warn)
+    checkpoint = load_checkpoint(opt["checkpoint"])
+    model = checkpoint["model"].to(device)
+    saved = checkpoint.get("opt")
+    if not isinstance(saved, dict):
+        saved = {}
+    input_h5 = opt["input_h5"] or saved.get("input_h5")
+    if not input_h5:
+        raise TorchRNNError(f"{opt['checkpoint']}: the checkpoint does not name its data "
+                            f"(no opt.input_h5): give -input_h5")
+    if not opt["input_h5"] and not os.path.exists(input_h5):
+        raise TorchRNNError(f"{opt['checkpoint']}: its data file {input_h5} (opt.input_h5) "
+                            f"is not here; give -input_h5 (and -input_json) for this machine")
+    for name in ("batch_size", "seq_length"):
+        if not isinstance(saved.get(name), int) or saved[name] < 1:
+            raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid")
+    if opt["input_json"]:
+        vocab = read_vocab(opt["input_json"])
+        if vocab.idx_to_token != model.idx_to_token:
+            raise TorchRNNError(f"{opt['input_json']}: its vocabulary is not the model's "
+                                f"({len(vocab)} vs {model.vocab_size} tokens, or different "
+                                f"tokens)")
+    loader = DataLoader(input_h5, saved["batch_size"], saved["seq_length"],
+                        vocab_size=model.vocab_size, log=say)
+    split = opt["split"]
+    return evaluate_split(model, loader, split, device,
+                          on_batch=lambda j, n: say("%s batch %d / %d" % (split, j, n)))
+
+
+def main(argv=None):
+    """``torchrnn-eval``: eval.lua's command line."""
+    def body(args):
+        opt = parse_torch_options(OPTIONS, args, PROG)
+        loss = evaluate(verbose=True, **opt)
+        print("%s loss = %f" % (opt["split"], loss))
+        return 0
+    return run_main(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

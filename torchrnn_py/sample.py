@@ -1,0 +1,205 @@
+"""sample.lua: generate text from a checkpoint.
+
+Same flags, defaults and output as ``th sample.lua`` (SPEC §5): the sampled text and a
+newline on stdout; ``-verbose 1`` adds the backend line and the seeding line. New flags,
+whose defaults keep the original behaviour:
+
+- ``-seed N``: the text the original gives after ``torch.manualSeed(N)`` (-1: from the OS);
+- ``-stream 1``: write each character as it is made, flushed;
+- ``-output_file PATH``: write there instead of stdout (no trailing newline), any length in
+  bounded memory; with a byte vocabulary (``[N]`` tokens, ``preprocess --encoding bytes``)
+  or a BinToUTF8 table (``-bcl_table T.bcl``) the file gets the raw bytes;
+- ``-num_samples K``: K independent samples computed as one batch, written one after
+  another (stdout) or to PATH with the index inserted (``out.txt`` -> ``out_1.txt``, ...).
+"""
+import contextlib
+import os
+import sys
+import tempfile
+
+from . import bintoutf8
+from .checkpoint import load_checkpoint
+from .cmdline import parse_torch_options, run_main
+from .errors import TorchRNNError
+from .fileio import atomic_output, check_output_path
+from .rng import TorchGenerator
+from .sampling import sample_ids
+from .train import choose_device, make_printers, warn_on_stderr
+
+PROG = "torchrnn-sample"
+
+OPTIONS = [
+    ("checkpoint", "cv/checkpoint_4000.t7", "checkpoint (.t7) written by train"),
+    ("length", 2000, "number of tokens to produce, the start text included"),
+    ("start_text", "", "text to run through the model first (the output begins with it)"),
+    ("sample", 1, "1 = sample from the distribution, 0 = take the most likely token"),
+    ("temperature", 1, "softmax temperature (higher = more random)"),
+    ("gpu", 0, "CUDA device number; -1 = CPU"),
+    ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
+    ("verbose", 0, "1 = also print the backend and how the sampler was seeded"),
+    ("seed", -1, "new: seed as torch.manualSeed(seed) would (-1 = from the OS)"),
+    ("stream", 0, "new: 1 = write each character as soon as it is made"),
+    ("output_file", "", "new: write the sample to this file (raw bytes for byte vocabularies)"),
+    ("num_samples", 1, "new: number of independent samples, computed as one batch"),
+    ("bcl_table", "", "new: BinToUTF8 .bcl table: -output_file gets the decoded bytes"),
+]
+DEFAULTS = {name: default for name, default, _ in OPTIONS}
+_FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
+
+
+def sample(*, out=None, log=None, warn=None, **options):
+    """Run sample.lua with ``options`` (its flags as keyword arguments).
+
+    Returns the sampled text (a list of texts for ``num_samples > 1``) when it goes
+    nowhere else; with ``output_file``, or a binary stream ``out`` (as the command uses
+    stdout), writes there instead and returns None. With ``verbose=1`` the original's
+    diagnostic lines go to stdout (or to ``log``); ``warn`` receives warnings.
+    """
+    opt = _resolve(options)
+    chatty = opt["verbose"] == 1
+    say, warn = make_printers(chatty, log if chatty else None, warn, PROG)
+    checkpoint = load_checkpoint(opt["checkpoint"])
+    model = checkpoint["model"]
+    device = choose_device(opt, say, warn)
+    model.to(device).eval()
+    K = int(opt["num_samples"])
+    paths = _output_paths(opt["output_file"], K)
+    token_bytes, raw = _token_bytes(model, opt, writing=bool(paths) or out is not None)
+    if opt["start_text"]:
+        start_tokens = len(model.encode(opt["start_text"]))   # unknown characters: an error
+        if start_tokens > opt["length"]:
+            raise TorchRNNError(f"-length {opt['length']} is shorter than the start text "
+                                f"({start_tokens} tokens); the output includes the start text")
+    for path in paths:
+        check_output_path(path, "output file")
+    generator = TorchGenerator(opt["seed"] if opt["seed"] >= 0 else None)
+    if opt["start_text"]:
+        say('Seeding with: "' + opt["start_text"] + '"')
+    else:
+        say("Seeding with uniform probabilities")
+    steps = sample_ids(model, int(opt["length"]), opt["start_text"], bool(opt["sample"]),
+                       float(opt["temperature"]), generator, K)
+    if not paths and out is None:
+        pieces = [[] for _ in range(K)]
+        for ids in steps:
+            for k in range(K):
+                pieces[k].append(token_bytes[ids[k]])
+        texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
+        return texts[0] if K == 1 else texts
+    with _sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw) as sinks:
+        buffered = 0
+        for ids in steps:
+            for k in range(K):
+                sinks[k].append(token_bytes[ids[k]])
+            buffered += 1
+            if opt["stream"] or buffered >= _FLUSH_EVERY:
+                for sink in sinks:
+                    sink.flush()
+                buffered = 0
+    if raw:
+        unknown = sum(1 for b in token_bytes.values() if b == b"")
+        if unknown and opt["bcl_table"]:
+            warn(f"{unknown} token(s) of the vocabulary are not in {opt['bcl_table']} and were "
+                 f"left out of the bytes (e.g. a newline)")
+    return None
+
+
+def _resolve(options):
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
+    opt = dict(DEFAULTS)
+    opt.update(options)
+    if not opt["checkpoint"]:
+        raise TorchRNNError("no checkpoint given (-checkpoint FILE.t7)")
+    if opt["length"] < 1 or int(opt["length"]) != opt["length"]:
+        raise TorchRNNError(f"-length must be a positive integer, got {opt['length']}")
+    if not opt["temperature"] > 0:
+        raise TorchRNNError(f"-temperature must be above 0, got {opt['temperature']}")
+    if opt["num_samples"] < 1 or int(opt["num_samples"]) != opt["num_samples"]:
+        raise TorchRNNError(f"-num_samples must be a positive integer, got {opt['num_samples']}")
+    return opt
+
+
+def _token_bytes(model, opt, writing):
+    """Bytes written for each 1-based token id, and whether they are raw bytes (a byte
+    vocabulary or a BinToUTF8 table going to a file) rather than UTF-8 text."""
+    vocab = model.vocab
+    ids = range(1, len(vocab) + 1)
+    if writing and opt["bcl_table"]:
+        table = bintoutf8.read_table(opt["bcl_table"])
+        return {i: bintoutf8.decode_text(vocab.idx_to_token[i], "bcl", table, "skip")[0]
+                for i in ids}, True
+    if opt["output_file"] and vocab.is_bytes:
+        return {i: vocab.decode_bytes([i]) for i in ids}, True
+    return {i: vocab.idx_to_token[i].encode("utf-8", "surrogateescape") for i in ids}, False
+
+
+def _output_paths(output_file, K):
+    """Where each of the K samples goes: PATH, or PATH with _1, _2, ... before its extension."""
+    if not output_file:
+        return []
+    if K == 1:
+        return [output_file]
+    stem, ext = os.path.splitext(output_file)
+    return [f"{stem}_{k}{ext}" for k in range(1, K + 1)]
+
+
+class _Sink:
+    """Collects one sample's bytes and writes them out in chunks."""
+
+    def __init__(self, file):
+        self.file, self.pieces = file, []
+
+    def append(self, data):
+        self.pieces.append(data)
+
+    def flush(self):
+        if self.pieces:
+            self.file.write(b"".join(self.pieces))
+            self.pieces = []
+        self.file.flush()
+
+
+@contextlib.contextmanager
+def _sinks(paths, out, K, stream, newline):
+    """One sink per sample: files (atomic unless streaming), or ``out`` for the first and
+    spooled temporary files for the others, copied to ``out`` in order at the end."""
+    with contextlib.ExitStack() as stack:
+        if paths:
+            files = [stack.enter_context(open(p, "wb")) if stream
+                     else stack.enter_context(atomic_output(p, "wb", what="sample file"))
+                     for p in paths]
+        else:
+            files = [out] + [stack.enter_context(tempfile.TemporaryFile()) for _ in range(K - 1)]
+        sinks = [_Sink(f) for f in files]
+        yield sinks
+        for sink in sinks:
+            sink.flush()
+        if not paths:
+            if newline:
+                out.write(b"\n")
+            for spool in files[1:]:
+                spool.seek(0)
+                while True:
+                    chunk = spool.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                if newline:
+                    out.write(b"\n")
+            out.flush()
+
+
+def main(argv=None):
+    """``torchrnn-sample``: sample.lua's command line."""
+    def body(args):
+        opt = parse_torch_options(OPTIONS, args, PROG)
+        sys.stdout.flush()
+        sample(out=sys.stdout.buffer, warn=warn_on_stderr(PROG), **opt)
+        return 0
+    return run_main(PROG, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Sampling from a LanguageModel, as sample.lua's ``LM:sample`` does, but fast and streaming.
+
+The algorithm is the original's (SPEC §5): reset the states; run the start text through the
+model (or start from equal scores: a uniform first token); then repeatedly pick the next
+token -- the argmax, or one draw of ``torch.multinomial`` from ``exp(scores / T)``
+normalised in double precision -- and feed it back. With a :class:`TorchGenerator` seeded
+like ``torch.manualSeed(N)`` the draws, hence the text, are the original's.
+
+Fixes that do not change the defaults' results: the start text is split by the
+vocabulary's tokens (any Unicode); a temperature low enough to overflow ``exp`` falls back
+to subtracting the maximum first; tokens stream out as they are made, so the length is
+unbounded and memory stays flat; ``num_samples`` streams are computed as one batch.
+
+One step of the model on the CPU goes through :class:`NumpyStepper`, which does only the
+arithmetic of one time step with preallocated numpy buffers: per character, a framework's
+per-call overhead would otherwise dominate a small model, and a large one is bound by
+reading its weights from memory, which numpy's matrix-vector product does at full speed.
+"""
+import numpy as np
+import torch
+from scipy.special import expit
+
+from .model import to_index, to_token_id
+from .rng import TorchGenerator
+
+
+def sample_ids(model, length, start_text="", sample=True, temperature=1.0, generator=None,
+               num_samples=1):
+    """Yield the sampled 1-based token ids, one int64 array of shape (num_samples,) per
+    position, the start text's positions first; ``length`` positions in all.
+
+    ``generator``: a TorchGenerator for the draws (a fresh OS-seeded one if None). The
+    model is put in evaluation mode; its states are reset before and after.
+    """
+    K = int(num_samples)
+    gen = generator if generator is not None else TorchGenerator()
+    model.eval()
+    model.reset_states()
+    device = next(model.parameters()).device
+    try:
+        if start_text:
+            start = model.encode(start_text)                              # (T0,)
+            if start.numel() > length:
+                raise ValueError(f"the start text has {start.numel()} tokens, more than "
+                                 f"the {length} to sample")
+            with torch.no_grad():
+                x = start.view(1, -1).expand(K, -1).to(device)            # (K, T0)
+                scores = model(x)[:, -1].float().cpu().numpy()           # (K, V)
+            for token in start.tolist():
+                yield np.full(K, token, dtype=np.int64)
+            produced = start.numel()
+        else:
+            scores = np.ones((K, model.vocab_size), dtype=np.float32)     # uniform start
+            produced = 0
+        stepper = NumpyStepper(model, K) if device.type == "cpu" else TorchStepper(model)
+        while produced < length:
+            if sample:
+                chosen = gen.multinomial(torch7_probabilities(scores, temperature))
+            else:
+                chosen = np.argmax(scores, axis=1)                       # first maximum
+            ids = to_token_id(np.asarray(chosen, dtype=np.int64).reshape(K))
+            yield ids
+            produced += 1
+            if produced < length:
+                scores = stepper.step(ids)
+    finally:
+        model.reset_states()
+
+
+def torch7_probabilities(scores, temperature):
+    """sample.lua's distribution: ``exp(double(scores / T))`` (the division in the scores'
+    float type), each row divided by its running sum. Rows whose ``exp`` overflows (the
+    original then fails with "invalid multinomial distribution") are computed with their
+    maximum subtracted first, which is the same distribution, safely."""
+    scaled = (scores / scores.dtype.type(temperature)).astype(np.float64)   # (K, V)
+    with np.errstate(over="ignore"):
+        probs = np.exp(scaled)
+    total = np.cumsum(probs, axis=1)[:, -1:]                                 # sequential sum
+    bad = ~(np.isfinite(total[:, 0]) & (total[:, 0] > 0))
+    if bad.any():
+        shifted = np.exp(scaled[bad] - scaled[bad].max(axis=1, keepdims=True))
+        probs[bad] = shifted
+        total[bad] = np.cumsum(shifted, axis=1)[:, -1:]
+    return probs / total
+
+
+class NumpyStepper:
+    """One time step of a LanguageModel (evaluation mode) for K streams, in numpy.
+
+    Starts from the states the model's recurrent layers remember (e.g. after the start
+    text) or zeros. ``step(ids)`` takes 1-based ids (K,) and returns scores (K, V) in the
+    model's float type. The first layer's input projection ``E Wx + b`` is precomputed for
+    every token, so its step is a row lookup plus ``h Wh``.
+    """
+
+    def __init__(self, model, num_streams):
+        K = num_streams
+        dtype = model.linear.weight.dtype
+        as_np = lambda t: t.detach().cpu().contiguous().numpy()              # noqa: E731
+        self.lstm = model.model_type == "lstm"
+        self.layers = []
+        embedding = as_np(model.embedding.weight)                            # (V, D)
+        for index, rnn in enumerate(model.rnns):
+            D, H = rnn.input_dim, rnn.hidden_dim
+            weight, bias = as_np(rnn.weight), as_np(rnn.bias)                # (D+H, G), (G,)
+            layer = {"H": H, "Wh": np.ascontiguousarray(weight[D:])}
+            if index == 0:
+                layer["table"] = embedding @ weight[:D] + bias               # (V, G)
+            else:
+                layer["Wx"], layer["b"] = np.ascontiguousarray(weight[:D]), bias
+            state = rnn.state
+            if state is not None and state[0].shape[0] == K:
+                layer["h"] = as_np(state[0].to(dtype)).copy()                # (K, H)
+                layer["c"] = as_np(state[1].to(dtype)).copy() if self.lstm else None
+            else:
+                layer["h"] = np.zeros((K, H), dtype=weight.dtype)
+                layer["c"] = np.zeros((K, H), dtype=weight.dtype) if self.lstm else None
+            layer["gates"] = np.empty((K, weight.shape[1]), dtype=weight.dtype)
+            layer["tmp"] = np.empty_like(layer["gates"])
+            layer["scale"], layer["shift"] = _eval_affine(model, index)
+            self.layers.append(layer)
+        self.W_out = np.ascontiguousarray(as_np(model.linear.weight).T)      # (H, V)
+        self.b_out = as_np(model.linear.bias)                                # (V,)
+
+    def step(self, ids):
+        """ids (K,) 1-based -> scores (K, V)."""
+        x = None
+        for index, layer in enumerate(self.layers):
+            gates, tmp, H = layer["gates"], layer["tmp"], layer["H"]
+            if index == 0:
+                np.take(layer["table"], to_index(ids), axis=0, out=gates)  # x Wx + b
+            else:
+                np.dot(x, layer["Wx"], out=gates)
+                gates += layer["b"]
+            np.dot(layer["h"], layer["Wh"], out=tmp)
+            gates += tmp                                                   # (K, G)
+            h = layer["h"]
+            if self.lstm:
+                c = layer["c"]
+                expit(gates[:, :3 * H], out=gates[:, :3 * H])              # i, f, o
+                np.tanh(gates[:, 3 * H:], out=gates[:, 3 * H:])            # g
+                c *= gates[:, H:2 * H]
+                np.multiply(gates[:, :H], gates[:, 3 * H:], out=tmp[:, :H])
+                c += tmp[:, :H]                                            # c = f c + i g
+                np.tanh(c, out=h)
+                h *= gates[:, 2 * H:3 * H]                                 # h = o tanh(c)
+            else:
+                np.tanh(gates, out=h)
+            x = h
+            if layer["scale"] is not None:
+                x = x * layer["scale"] + layer["shift"]
+        return x @ self.W_out + self.b_out                                 # (K, V)
+
+
+def _eval_affine(model, index):
+    """What follows recurrent layer ``index`` in evaluation mode, as ``x * scale + shift``
+    (batch normalisation with running statistics, old "v1" dropout's 1 - p), or Nones."""
+    scale = shift = None
+    if model.batchnorm:
+        bn = model.batchnorms[index]
+        inv_std = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
+        scale = (bn.weight.double() * inv_std)
+        shift = bn.bias.double() - bn.running_mean.double() * scale
+    if model.dropout > 0 and not model.dropouts[index].v2:
+        keep = 1.0 - model.dropouts[index].p
+        scale = torch.full((model.rnn_size,), keep, dtype=torch.float64) \
+            if scale is None else scale * keep
+        shift = torch.zeros(model.rnn_size, dtype=torch.float64) if shift is None else shift * keep
+    if scale is None:
+        return None, None
+    dtype = model.linear.weight.dtype
+    return (scale.to(dtype).detach().cpu().numpy(), shift.to(dtype).detach().cpu().numpy())
+
+
+class TorchStepper:
+    """One time step through the model's own forward (for models on a GPU)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def step(self, ids):
+        x = torch.from_numpy(ids).view(-1, 1).to(self.device)             # (K, 1)
+        return self.model(x)[:, -1].float().cpu().numpy()                  # (K, V)
