@@ -8,6 +8,7 @@ COMMANDS = {
     "train": ("torchrnn_py.train", "main"),
     "sample": ("torchrnn_py.sample", "main"),
     "eval": ("torchrnn_py.evaluate", "main"),
+    "novel_substrings": ("torchrnn_py.novel_substrings", "main"),
     "bintoutf8": ("torchrnn_py.bintoutf8", "main_encode"),
     "utf8tobin": ("torchrnn_py.bintoutf8", "main_decode"),
 }
