@@ -33,6 +33,7 @@ HISTORY_KEYS = ("train_loss_history", "val_loss_history", "val_loss_history_it",
 # Serialisation versions that real checkpoints carry (torch.version(obj) of each class).
 CLASS_VERSIONS = {"nn.LookupTable": 4, "nn.BatchNormalization": 2}
 RNN_CLASSES = {"nn.LSTM": "lstm", "nn.VanillaRNN": "rnn"}
+T7_ONLY_PREFIX = "torchrnn_py_"
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -243,15 +244,17 @@ def from_lua(value, as_list=False):
 def save_checkpoint(path, checkpoint, json_path="auto"):
     """Write ``checkpoint`` (a dict with ``model`` and train.lua's other keys) to
     ``path`` (.t7) and, like train.lua, its JSON twin without the model (``json_path``:
-    'auto' = same name with .json, None = no JSON). Both writes are atomic, JSON first."""
+    'auto' = same name with .json, None = no JSON). Keys starting with ``torchrnn_py_``
+    (the resume state) go to the .t7 only. Both writes are atomic, JSON first."""
     if json_path == "auto":
         json_path = os.path.splitext(path)[0] + ".json"
     model = checkpoint["model"]
     rest = {k: v for k, v in checkpoint.items() if k != "model"}
     if json_path:
+        in_json = {k: v for k, v in rest.items() if not k.startswith(T7_ONLY_PREFIX)}
         with atomic_output(json_path, "w", what="checkpoint JSON", create_dir=True,
                            encoding="utf-8") as f:
-            f.write(cjson_dumps(rest))
+            f.write(cjson_dumps(in_json))
     opt = rest.get("opt") or {}
     table = dict(rest)
     table["model"] = model_to_t7(model, opt.get("batch_size", 1), opt.get("seq_length", 1))

@@ -36,14 +36,16 @@ def lua_tonumber(text):
     return value
 
 
-def parse_torch_options(options, argv, prog):
+def parse_torch_options(options, argv, prog, explicit_only=False):
     """Parse ``argv`` against ``options`` = [(name, default, help), ...] like torch.CmdLine.
 
     Returns a dict from option name (without dashes) to value, defaults filled in, in the
-    order the options were declared. ``-h``/``-help``/``--help`` print the help and exit 0.
+    order the options were declared (``explicit_only``: only the options given in argv).
+    ``-h``/``-help``/``--help`` print the help and exit 0.
     """
     by_flag = {}
     params = {}
+    given = set()
     for name, default, _help in options:
         by_flag["-" + name] = (name, default)
         by_flag["--" + name] = (name, default)
@@ -77,7 +79,8 @@ def parse_torch_options(options, argv, prog):
                                  f"found {value!r}")
             value = number
         params[name] = value
-    return params
+        given.add(name)
+    return {k: v for k, v in params.items() if k in given} if explicit_only else params
 
 
 def format_torch_help(options, prog):

@@ -54,8 +54,7 @@ class DataLoader:
     "Not enough ... data" lines.
     """
 
-    def __init__(self, input_h5, batch_size, seq_length, vocab_size=None, log=None,
-                 rows=None):
+    def __init__(self, input_h5, batch_size, seq_length, vocab_size=None, log=None):
         self.input_h5 = input_h5
         self.batch_size = N = int(batch_size)
         self.seq_length = T = int(seq_length)
@@ -83,18 +82,18 @@ class DataLoader:
             extra = num % (N_cur * T) or N_cur * T
             x = data[:num - extra].reshape(N_cur, -1, T)        # (N, batches, T)
             y = data[1:num - extra + 1].reshape(N_cur, -1, T)   # (N, batches, T)
-            if rows is not None:
-                x, y = x[rows], y[rows]
             self.x_splits[name], self.y_splits[name] = x, y
             self.split_sizes[name] = x.shape[1]
             self.batch_sizes[name] = x.shape[0]
         self.split_idxs = {name: 0 for name in SPLITS}
 
-    def next_batch(self, split):
-        """The next (x, y) of ``split``, each a LongTensor (N, T) of 1-based ids."""
+    def next_batch(self, split, rows=None):
+        """The next (x, y) of ``split``, each a LongTensor (N, T) of 1-based ids;
+        ``rows`` (a slice) keeps only those streams (a process's share under torchrun)."""
         idx = self.split_idxs[split]
-        x = torch.from_numpy(self.x_splits[split][:, idx].astype(np.int64))
-        y = torch.from_numpy(self.y_splits[split][:, idx].astype(np.int64))
+        rows = slice(None) if rows is None else rows
+        x = torch.from_numpy(self.x_splits[split][rows, idx].astype(np.int64))
+        y = torch.from_numpy(self.y_splits[split][rows, idx].astype(np.int64))
         self.split_idxs[split] = (idx + 1) % self.split_sizes[split]
         return x, y
 

@@ -115,10 +115,13 @@ class LanguageModel(nn.Module):
             _fill(self.linear.weight, gen.uniform(self.linear.weight.numel(), -bound, bound))
             _fill(self.linear.bias, gen.uniform(self.linear.bias.numel(), -bound, bound))
 
-    def set_dropout_generator(self, generator):
-        """Draw dropout masks from ``generator`` (Torch7's order) or, with None, PyTorch's."""
+    def set_dropout_generator(self, generator, rows=None):
+        """Draw dropout masks from ``generator``: a TorchGenerator (Torch7's masks), a
+        torch.Generator, or None (PyTorch's default). ``rows = (start, stop, N)``: this
+        process holds rows start..stop of an N-row batch (masks are drawn for all N)."""
         for dropout in self.dropouts:
             dropout.generator = generator
+            dropout.rows = rows
 
     # -- running --------------------------------------------------------------------------
     def reset_states(self):

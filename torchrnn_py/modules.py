@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .rng import TorchGenerator
+
 
 def lstm_gate_permutation(hidden_dim, device=None):
     """Column order that turns torch-rnn's i, f, o, g gate blocks into PyTorch's i, f, g, o."""
@@ -175,8 +177,11 @@ class Dropout(nn.Module):
 
     ``generator``: a :class:`~torchrnn_py.rng.TorchGenerator`; when set, each training
     pass draws one uniform per element in row-major order and keeps the element when
-    ``u <= 1 - p``, as Torch7 does, so seeded runs match the original. Otherwise
-    PyTorch's own (faster, on-device) dropout is used. ``v2=False`` reproduces old
+    ``u <= 1 - p``, as Torch7 does, so seeded runs match the original. A
+    ``torch.Generator`` (or None: PyTorch's default one) uses PyTorch's own, faster,
+    on-device dropout. ``rows = (start, stop, N)``: the input holds rows start..stop of an
+    N-row batch (one process's share); Torch7 masks are then drawn for all N rows and this
+    share taken, so the masks do not depend on how many processes share the batch. ``v2=False`` reproduces old
     checkpoints' "v1" dropout: no scaling in training, outputs times ``1 - p`` in evaluation.
     """
 
@@ -187,6 +192,7 @@ class Dropout(nn.Module):
         self.p = float(p)
         self.v2 = bool(v2)
         self.generator = None
+        self.rows = None
 
     def forward(self, x):
         p = self.p
@@ -194,11 +200,17 @@ class Dropout(nn.Module):
             return x
         if not self.training:
             return x if self.v2 else x * (1.0 - p)
-        if self.generator is None:
-            if self.v2:
+        if not isinstance(self.generator, TorchGenerator):
+            if self.v2 and self.generator is None:
                 return F.dropout(x, p, training=True)
-            return x * torch.empty_like(x).bernoulli_(1.0 - p)
-        keep = self.generator.bernoulli(x.numel(), 1.0 - p)
+            noise = torch.empty_like(x).bernoulli_(1.0 - p, generator=self.generator)
+            return x * (noise / (1.0 - p) if self.v2 else noise)
+        if self.rows is None:
+            keep = self.generator.bernoulli(x.numel(), 1.0 - p)
+        else:
+            start, stop, total = self.rows
+            per_row = x.numel() // (stop - start)
+            keep = self.generator.bernoulli(total * per_row, 1.0 - p)[start * per_row:stop * per_row]
         noise = torch.from_numpy(keep).to(device=x.device, dtype=x.dtype).view_as(x)
         if self.v2:
             # Torch7 divides the 0/1 noise by (1 - p) in the tensor's type, then multiplies.

@@ -7,15 +7,19 @@ Same single-dash flags, defaults, printed lines and checkpoint files as torch-rn
 Library use: ``train(input_h5=..., input_json=..., rnn_size=..., verbose=True)`` takes the
 flags as keyword arguments and returns the histories and the trained model.
 """
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed, resume
 from .cmdline import parse_torch_options, run_main
 from .data import DataLoader
 from .errors import TorchRNNError
@@ -54,6 +58,8 @@ OPTIONS = [
     ("gpu", 0, "CUDA device number; -1 = CPU"),
     ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
     ("seed", -1, "new: seed Torch7's generator as torch.manualSeed(seed) would (-1 = from the OS)"),
+    ("resume_from", "", "new: continue a run exactly from a checkpoint written by this train"),
+    ("log_csv", "", "new: write one CSV row per iteration (i, epoch, loss, lr, seconds, val)"),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
@@ -76,17 +82,22 @@ def resolve_options(options):
         raise TorchRNNError(f"-max_epochs must not be negative, got {opt['max_epochs']}")
     if opt["learning_rate"] <= 0:
         raise TorchRNNError(f"-learning_rate must be positive, got {opt['learning_rate']}")
+    if opt["resume_from"] and opt["init_from"]:
+        raise TorchRNNError("give either -init_from or -resume_from, not both")
     if opt["gpu_backend"] not in ("cuda", "opencl"):
         raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt['gpu_backend']!r}")
     return opt
 
 
-def choose_device(opt, say, warn):
+def choose_device(opt, say, warn, context=None):
     """torch.device for ``-gpu``/``-gpu_backend``; prints train.lua's mode line.
 
     A GPU that is not there, or the OpenCL backend, is one line on stderr and the CPU.
+    Under torchrun each process takes the GPU of its local rank.
     """
     gpu = int(opt["gpu"])
+    if context is not None and context.active and gpu >= 0:
+        gpu = context.local_rank
     if gpu >= 0 and opt["gpu_backend"] == "opencl":
         warn("the OpenCL backend (cltorch) is not available in torchrnn_py; "
              "falling back to the CPU")
@@ -103,18 +114,23 @@ def choose_device(opt, say, warn):
     return torch.device("cpu")
 
 
-def torch7_loss_value(scores, targets):
+def torch7_loss_value(scores, targets, context=None):
     """The loss value torch-rnn prints: its CrossEntropyCriterion's float arithmetic.
 
     THNN's LogSoftMax works in double per row; ClassNLLCriterion then sums the N*T
     negative log-probabilities one by one in float32 and divides by N*T. The running
     float32 sum moves the printed value by ~1e-6 against an exact mean, so the printed
     losses and histories are computed this way (the gradients do not depend on it).
+    With a distributed ``context`` the rows of every process are gathered first, so the
+    value is the whole batch's, computed as one process would.
     """
     V = scores.shape[-1]
     with torch.no_grad():
-        logp = (scores.detach().reshape(-1, V).double().log_softmax(-1)
-                .gather(1, to_index(targets).reshape(-1, 1)).float().cpu().numpy()[:, 0])
+        logp = (scores.detach().double().log_softmax(-1)
+                .gather(2, to_index(targets).unsqueeze(2)).float())      # (N, T, 1)
+        if context is not None:
+            logp = distributed.gather_rows(context, logp)
+        logp = logp.cpu().numpy().reshape(-1)
     total = np.cumsum(-logp, dtype=np.float32)[-1]
     return float(total / np.float32(logp.shape[0]))
 
@@ -144,95 +160,244 @@ def make_printers(verbose, log=None, warn=None, prog=PROG):
     return say, warn
 
 
-def train(*, verbose=False, log=None, warn=None, **options):
+def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options):
     """Train as ``th train.lua`` does; keyword arguments are its flags (see OPTIONS).
 
     Returns a dict with ``model`` (the trained LanguageModel), ``i`` (the last
     iteration), ``train_loss_history``, ``val_loss_history``, ``val_loss_history_it``,
     ``forward_backward_times``, ``memory_usage`` and ``opt``. ``verbose`` prints
     train.lua's lines on stdout; ``log``/``warn`` receive them instead when given.
+    ``handle_signals``: on SIGINT/SIGTERM finish the current iteration, write a checkpoint
+    that ``resume_from`` continues exactly, and raise KeyboardInterrupt.
+    Under ``torchrun`` the processes share each minibatch (see :mod:`distributed`).
     """
     say, warn = make_printers(verbose, log, warn)
+    resume_source = options.get("resume_from") or ""
+    checkpoint = None
+    if resume_source:
+        checkpoint = ckpt.load_checkpoint(resume_source)
+        options = _resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
-    device = choose_device(opt, say, warn)
-    _check_checkpoint_dir(opt)
+    context = distributed.setup(use_cuda=opt["gpu"] >= 0 and opt["gpu_backend"] == "cuda"
+                                and torch.cuda.is_available())
+    try:
+        if not context.is_main:
+            say = lambda *parts: None                                    # noqa: E731
+        device = choose_device(opt, say, warn, context)
+        with _interrupt_flag(handle_signals) as interrupted:
+            return _train(opt, checkpoint, context, device, say, warn, interrupted)
+    finally:
+        distributed.teardown(context)
 
+
+def _resumed_options(checkpoint, source, options):
+    """The options of a resumed run: the checkpoint's, overridden by those given now."""
+    if resume.RESUME_KEY not in checkpoint:
+        raise TorchRNNError(f"{source}: has no resume state (it was not written by "
+                            f"torchrnn_py's train); use -init_from to start from its model")
+    saved = checkpoint.get("opt")
+    merged = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items()
+              if k in DEFAULTS}
+    for name in ("batch_size", "seq_length"):
+        if name in options and name in merged and options[name] != merged[name]:
+            raise TorchRNNError(f"-{name} cannot change when resuming ({merged[name]} in "
+                                f"{source}, {options[name]} given)")
+    merged.update(options)
+    merged["init_from"] = ""
+    return merged
+
+
+def _train(opt, checkpoint, context, device, say, warn, interrupted):
+    """The loop of train.lua (SPEC §4), for one process of ``context``."""
     vocab = read_vocab(opt["input_json"])
     loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
                         vocab_size=len(vocab), log=say)
+    rows = context.rows(opt["batch_size"]) if context.active else None
     seeded = opt["seed"] >= 0
     generator = TorchGenerator(opt["seed"] if seeded else os_seed())
 
     start_i = 0
-    if opt["init_from"]:
+    if checkpoint is not None:
+        say("Resuming from ", opt["resume_from"])
+        model = checkpoint["model"]
+        start_i = int(checkpoint["i"])
+    elif opt["init_from"]:
         say("Initializing from ", opt["init_from"])
         checkpoint = ckpt.load_checkpoint(opt["init_from"])
         model = checkpoint["model"]
-        if model.vocab_size < len(vocab):
-            raise TorchRNNError(
-                f"{opt['init_from']}: the model knows {model.vocab_size} tokens but "
-                f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
         if opt["reset_iterations"] == 0:
             start_i = int(checkpoint["i"])
     else:
         model = LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
                               opt["num_layers"], opt["dropout"], opt["batchnorm"],
                               generator=generator)
+    source = opt["resume_from"] or opt["init_from"]
+    if source and model.vocab_size < len(vocab):
+        raise TorchRNNError(f"{source}: the model knows {model.vocab_size} tokens but "
+                            f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
     model.to(device)
+    native = None
     if seeded:
-        model.set_dropout_generator(generator)           # Torch7's masks, bit for bit
+        model.set_dropout_generator(generator, rows=_row_share(rows, opt["batch_size"]))
     else:
         native = torch.Generator(device=device)
         native.manual_seed(os_seed() & (2 ** 63 - 1))
         model.set_dropout_generator(native)
 
-    history = {"train_loss_history": [], "val_loss_history": [], "val_loss_history_it": [],
-               "forward_backward_times": [], "memory_usage": []}
     optimizer = TorchAdam(model.parameters(), lr=opt["learning_rate"])
     learning_rate = opt["learning_rate"]
-    memory_base = _gpu_memory_used(device) if opt["memory_benchmark"] and device.type == "cuda" else None
+    history = {key: [] for key in ckpt.HISTORY_KEYS}
+    elapsed_before = 0.0
+    if opt["resume_from"]:
+        for key in ckpt.HISTORY_KEYS:
+            history[key] = list(checkpoint.get(key) or [])
+        learning_rate, states, natives, elapsed_before = resume.restore(
+            checkpoint[resume.RESUME_KEY], opt["resume_from"], model, optimizer, loader,
+            generator)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+        for rnn, state in zip(model.rnns, states):
+            rnn.state = None if state is None else tuple(
+                t[rows].to(device) if rows is not None else t.to(device) for t in state)
+        if native is not None and len(natives) == context.world_size:
+            native.set_state(natives[context.rank])
+    if context.is_main:
+        _check_checkpoint_dir(opt)
+    memory_base = (_gpu_memory_used(device)
+                   if opt["memory_benchmark"] and device.type == "cuda" else None)
+    net = model
+    if context.active:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    csv_log = _CsvLog(opt["log_csv"], append=bool(opt["resume_from"])) \
+        if opt["log_csv"] and context.is_main else None
 
     num_train = loader.split_sizes["train"]
     num_iterations = int(math.floor(opt["max_epochs"] * num_train))
+    started = time.perf_counter() - elapsed_before
     i = start_i
+
+    def write_checkpoint(at, layer_states):
+        natives = distributed.gather_objects(
+            context, native.get_state() if native is not None else None)
+        if context.is_main:
+            extra = resume.capture(model, optimizer, loader, learning_rate, generator, natives,
+                                   layer_states, time.perf_counter() - started)
+            checkpoint = dict(history, opt=opt, i=at, model=model)
+            checkpoint[resume.RESUME_KEY] = extra
+            path = "%s_%d.t7" % (opt["checkpoint_name"], at)
+            ckpt.save_checkpoint(path, checkpoint)
+            return path
+        return None
+
     model.train()
-    for i in range(start_i + 1, num_iterations + 1):
-        epoch = i // num_train + 1
-        if i % num_train == 0:
-            model.reset_states()
-            if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
-                learning_rate *= opt["lr_decay_factor"]
-                optimizer.reset_state()                    # quirk: train.lua drops Adam's state
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate
+    try:
+        for i in range(start_i + 1, num_iterations + 1):
+            epoch = i // num_train + 1
+            if i % num_train == 0:
+                model.reset_states()
+                if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
+                    learning_rate *= opt["lr_decay_factor"]
+                    optimizer.reset_state()                # quirk: train.lua drops Adam's state
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate
 
-        loss = _train_step(model, optimizer, loader, device, opt, history, memory_base, say)
-        history["train_loss_history"].append(loss)
-        if opt["print_every"] > 0 and i % opt["print_every"] == 0:
-            say("Epoch %.2f / %d, i = %d / %d, loss = %f"
-                % (i / num_train + 1, opt["max_epochs"], i, num_iterations, loss))
+            loss = _train_step(net, model, optimizer, loader, rows, device, opt, history,
+                               memory_base, say, context)
+            history["train_loss_history"].append(loss)
+            if opt["print_every"] > 0 and i % opt["print_every"] == 0:
+                say("Epoch %.2f / %d, i = %d / %d, loss = %f"
+                    % (i / num_train + 1, opt["max_epochs"], i, num_iterations, loss))
 
-        if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
-                or i == num_iterations:
-            val_loss = evaluate_split(model, loader, "val", device)
-            say("val_loss = ", lua_number(val_loss))
-            history["val_loss_history"].append(val_loss)
-            history["val_loss_history_it"].append(i)
-            model.train()
-            checkpoint = dict(history, opt=opt, i=i, model=model)
-            ckpt.save_checkpoint("%s_%d.t7" % (opt["checkpoint_name"], i), checkpoint)
+            val_loss = None
+            if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
+                    or i == num_iterations:
+                if context.is_main:
+                    val_loss = evaluate_split(model, loader, "val", device)
+                    say("val_loss = ", lua_number(val_loss))
+                    history["val_loss_history"].append(val_loss)
+                    history["val_loss_history_it"].append(i)
+                model.reset_states()
+                model.train()
+                write_checkpoint(i, None)
+                distributed.barrier(context)
+            if csv_log is not None:
+                csv_log.write(i, i / num_train + 1, loss, learning_rate,
+                              time.perf_counter() - started, val_loss)
+            if distributed.any_process(context, interrupted()):
+                states = [None if rnn.state is None else
+                          tuple(distributed.gather_rows(context, t) for t in rnn.state)
+                          for rnn in model.rnns]
+                path = write_checkpoint(i, states)
+                distributed.barrier(context)
+                if path:
+                    say(f"Interrupted after iteration {i}: wrote {path} "
+                        f"(continue with -resume_from {path})")
+                raise KeyboardInterrupt
+    finally:
+        if csv_log is not None:
+            csv_log.close()
     return dict(history, opt=opt, i=i, model=model)
 
 
-def _train_step(model, optimizer, loader, device, opt, history, memory_base, say):
-    """One forward/backward/clamp/Adam step on the next training batch; returns the loss."""
-    x, y = loader.next_batch("train")
+def _row_share(rows, batch_size):
+    """(first row, last row + 1, all rows) of this process's streams, or None."""
+    return None if rows is None else (rows.start, rows.stop, batch_size)
+
+
+class _CsvLog:
+    """One row per iteration (-log_csv), flushed as written so a run can be followed live."""
+
+    HEADER = "i,epoch,loss,learning_rate,seconds,val_loss\n"
+
+    def __init__(self, path, append):
+        check_output_path(path, "CSV log", create_dir=True)
+        keep = append and os.path.exists(path) and os.path.getsize(path) > 0
+        self.file = open(path, "a" if keep else "w", encoding="utf-8", buffering=1)
+        if not keep:
+            self.file.write(self.HEADER)
+
+    def write(self, i, epoch, loss, learning_rate, seconds, val_loss):
+        val = "" if val_loss is None else repr(val_loss)
+        self.file.write(f"{i},{epoch!r},{loss!r},{learning_rate!r},{seconds:.3f},{val}\n")
+
+    def close(self):
+        self.file.close()
+
+
+@contextlib.contextmanager
+def _interrupt_flag(enabled):
+    """While active, SIGINT/SIGTERM set a flag (read by calling the yielded function)
+    instead of stopping the process; a second signal stops it at once."""
+    caught = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(caught)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _train_step(net, model, optimizer, loader, rows, device, opt, history, memory_base, say,
+                context):
+    """One forward/backward/clamp/Adam step on the next training batch; returns the loss
+    (over the whole batch, all processes' streams)."""
+    x, y = loader.next_batch("train", rows)
     x, y = x.to(device), y.to(device)
     optimizer.zero_grad(set_to_none=False)
     if opt["speed_benchmark"]:
         _synchronize(device)
         start = time.perf_counter()
-    scores = model(x)
+    scores = net(x)
     model.loss(scores, y).backward()
     if opt["speed_benchmark"]:
         _synchronize(device)
@@ -243,7 +408,7 @@ def _train_step(model, optimizer, loader, device, opt, history, memory_base, say
         used = _gpu_memory_used(device) - memory_base
         say("Using %dMB of memory" % (used / 1024 / 1024))
         history["memory_usage"].append(used)
-    loss = torch7_loss_value(scores, y)
+    loss = torch7_loss_value(scores, y, context)
     clamp_gradients_(model.parameters(), opt["grad_clip"])
     optimizer.step()
     return loss
@@ -286,8 +451,8 @@ def _gpu_memory_used(device):
 def main(argv=None):
     """``torchrnn-train``: train.lua's command line."""
     def body(args):
-        opt = parse_torch_options(OPTIONS, args, PROG)
-        train(verbose=True, **opt)
+        given = parse_torch_options(OPTIONS, args, PROG, explicit_only=True)
+        train(verbose=True, handle_signals=True, **given)
         return 0
     return run_main(PROG, body, argv)
 

@@ -1,0 +1,169 @@
+"""DataLoader = torch-rnn's util/DataLoader.lua (SPEC §2), on the real preprocessed data."""
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import GOLDEN
+from torchrnn_py.data import DataLoader
+from torchrnn_py.errors import TorchRNNError
+
+H5 = GOLDEN / "shakespeare200k.h5"
+
+
+@pytest.fixture(scope="module")
+def splits():
+    with h5py.File(H5, "r") as f:
+        return {k: f[k][()] for k in ("train", "val", "test")}
+
+
+def expected_batches(data, N, T):
+    """SPEC §2, written out: a list of (x, y) numpy batches, each (N, T)."""
+    num = len(data)
+    if N * T > num - 1:
+        N = (num - 1) // T
+    extra = num % (N * T)
+    if extra == 0:
+        extra = N * T
+    xs = data[0:num - extra].astype(np.int64).reshape(N, -1, T)
+    ys = data[1:num - extra + 1].astype(np.int64).reshape(N, -1, T)
+    return [(xs[:, b, :], ys[:, b, :]) for b in range(xs.shape[1])], N
+
+
+def test_split_sizes(splits):
+    assert {k: len(v) for k, v in splits.items()} == {"train": 160000, "val": 20000,
+                                                      "test": 20000}
+    loader = DataLoader(H5, 20, 50)
+    for name, data in splits.items():
+        batches, N = expected_batches(data, 20, 50)
+        assert loader.split_sizes[name] == len(batches)
+        assert loader.batch_sizes[name] == N == 20
+    # 160000 tokens: extra = 1000 (160000 is a multiple of 1000) -> 159 batches
+    assert loader.split_sizes["train"] == 159
+    assert loader.split_sizes["val"] == 19
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_every_batch_matches_spec(splits, split):
+    loader = DataLoader(H5, 20, 50)
+    batches, _ = expected_batches(splits[split], 20, 50)
+    for b, (ex, ey) in enumerate(batches):
+        x, y = loader.next_batch(split)
+        assert x.dtype == torch.int64 and y.dtype == torch.int64
+        assert x.shape == (20, 50)
+        np.testing.assert_array_equal(x.numpy(), ex, err_msg=f"batch {b}")
+        np.testing.assert_array_equal(y.numpy(), ey, err_msg=f"batch {b}")
+    # cycles back to the first batch
+    x, y = loader.next_batch(split)
+    np.testing.assert_array_equal(x.numpy(), batches[0][0])
+    np.testing.assert_array_equal(y.numpy(), batches[0][1])
+
+
+def test_rows_are_contiguous_streams_and_y_is_x_shifted(splits):
+    loader = DataLoader(H5, 20, 50)
+    xs, ys = [], []
+    for _ in range(loader.split_sizes["train"]):
+        x, y = loader.next_batch("train")
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    X = np.concatenate(xs, axis=1)          # (20, 159*50): each row a stream
+    Y = np.concatenate(ys, axis=1)
+    np.testing.assert_array_equal(X[:, 1:], Y[:, :-1])
+    row_len = X.shape[1]
+    data = splits["train"]
+    for n in (0, 7, 19):
+        np.testing.assert_array_equal(X[n], data[n * row_len:(n + 1) * row_len])
+        np.testing.assert_array_equal(Y[n], data[n * row_len + 1:(n + 1) * row_len + 1])
+    # tokens stay 1-based, as in the file
+    assert X.min() >= 1
+
+
+def test_splits_have_independent_cursors_and_reset(splits):
+    loader = DataLoader(H5, 20, 50)
+    first_train = loader.next_batch("train")[0]
+    loader.next_batch("train")
+    val0 = loader.next_batch("val")[0]
+    ex = expected_batches(splits["val"], 20, 50)[0][0][0]
+    np.testing.assert_array_equal(val0.numpy(), ex)
+    loader.reset("train")
+    assert torch.equal(loader.next_batch("train")[0], first_train)
+
+
+def test_batch_size_reduction_logged_and_used(splits):
+    lines = []
+    loader = DataLoader(H5, 500, 50, log=lines.append)
+    assert "Not enough val data, reducing batch size to 399" in lines
+    assert "Not enough test data, reducing batch size to 399" in lines
+    assert not any("train" in line for line in lines)      # 500*50 <= 159999
+    assert loader.batch_sizes["val"] == 399
+    assert loader.batch_sizes["train"] == 500
+    x, y = loader.next_batch("val")
+    assert x.shape == (399, 50)
+    batches, N = expected_batches(splits["val"], 500, 50)
+    assert N == 399 and loader.split_sizes["val"] == len(batches) == 1
+    np.testing.assert_array_equal(x.numpy(), batches[0][0])
+    np.testing.assert_array_equal(y.numpy(), batches[0][1])
+
+
+def test_vocab_size_accepts_exact_vocabulary():
+    loader = DataLoader(H5, 20, 50, vocab_size=62)
+    assert loader.split_sizes["train"] == 159
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def _write_h5(path, **arrays):
+    with h5py.File(path, "w") as f:
+        for name, data in arrays.items():
+            f.create_dataset(name, data=np.asarray(data, dtype=np.uint8))
+    return path
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.h5"
+    with pytest.raises(TorchRNNError, match="nope.h5"):
+        DataLoader(path, 20, 50)
+
+
+def test_not_hdf5(tmp_path):
+    path = tmp_path / "garbage.h5"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(TorchRNNError, match="garbage.h5"):
+        DataLoader(path, 20, 50)
+
+
+def test_hdf5_without_val(tmp_path):
+    path = _write_h5(tmp_path / "noval.h5", train=np.arange(1, 200) % 5 + 1,
+                     test=np.arange(1, 200) % 5 + 1)
+    with pytest.raises(TorchRNNError, match="noval.h5") as info:
+        DataLoader(path, 2, 10)
+    assert "val" in str(info.value)
+
+
+def test_vocabulary_too_small(tmp_path):
+    with pytest.raises(TorchRNNError) as info:
+        DataLoader(H5, 20, 50, vocab_size=10)
+    message = str(info.value)
+    assert "shakespeare200k.h5" in message and "10" in message
+
+
+def test_split_too_small_for_one_sequence(tmp_path):
+    tokens = np.arange(300) % 5 + 1
+    path = _write_h5(tmp_path / "tiny.h5", train=tokens, val=tokens[:30], test=tokens[:100])
+    lines = []
+    with pytest.raises(TorchRNNError, match="tiny.h5") as info:
+        DataLoader(path, 2, 50, log=lines.append)
+    assert "val" in str(info.value)
+
+
+def test_split_exactly_one_sequence(tmp_path):
+    tokens = np.arange(300) % 5 + 1
+    path = _write_h5(tmp_path / "small.h5", train=tokens, val=tokens[:51], test=tokens[:101])
+    lines = []
+    loader = DataLoader(path, 2, 50, log=lines.append)
+    assert lines == ["Not enough val data, reducing batch size to 1"]
+    x, y = loader.next_batch("val")
+    np.testing.assert_array_equal(x.numpy(), tokens[None, :50])
+    np.testing.assert_array_equal(y.numpy(), tokens[None, 1:51])
+    # test: 101 tokens, N*T = 100 = num - 1: no reduction, extra = 1 -> one batch
+    assert loader.batch_sizes["test"] == 2 and loader.split_sizes["test"] == 1
