@@ -9,6 +9,7 @@ COMMANDS = {
     "sample": ("torchrnn_py.sample", "main"),
     "eval": ("torchrnn_py.evaluate", "main"),
     "novel_substrings": ("torchrnn_py.novel_substrings", "main"),
+    "plot": ("torchrnn_py.plot", "main"),
     "bintoutf8": ("torchrnn_py.bintoutf8", "main_encode"),
     "utf8tobin": ("torchrnn_py.bintoutf8", "main_decode"),
 }

@@ -15,6 +15,7 @@ import numpy as np
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_output, atomic_path, check_input_file, check_output_path
+from .progress import ProgressLine
 from .vocab import Vocab, byte_token
 
 PROG = "torchrnn-preprocess"
@@ -271,9 +272,10 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
-    result = preprocess(args.input_txt, args.output_h5, args.output_json,
-                        val_frac=args.val_frac, test_frac=args.test_frac,
-                        encoding=args.encoding)
+    with ProgressLine("preprocess", enabled=None if not args.quiet else False) as line:
+        result = preprocess(args.input_txt, args.output_h5, args.output_json,
+                            val_frac=args.val_frac, test_frac=args.test_frac,
+                            encoding=args.encoding, progress=line.update)
     if not args.quiet:
         print(summary_lines(result))
     return 0

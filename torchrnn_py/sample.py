@@ -22,6 +22,7 @@ from .checkpoint import load_checkpoint
 from .cmdline import parse_torch_options, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_output, check_output_path
+from .progress import ProgressLine
 from .rng import TorchGenerator
 from .sampling import sample_ids
 from .train import choose_device, make_printers, warn_on_stderr
@@ -47,13 +48,14 @@ DEFAULTS = {name: default for name, default, _ in OPTIONS}
 _FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
 
 
-def sample(*, out=None, log=None, warn=None, **options):
+def sample(*, out=None, log=None, warn=None, progress=None, **options):
     """Run sample.lua with ``options`` (its flags as keyword arguments).
 
     Returns the sampled text (a list of texts for ``num_samples > 1``) when it goes
     nowhere else; with ``output_file``, or a binary stream ``out`` (as the command uses
     stdout), writes there instead and returns None. With ``verbose=1`` the original's
-    diagnostic lines go to stdout (or to ``log``); ``warn`` receives warnings.
+    diagnostic lines go to stdout (or to ``log``); ``warn`` receives warnings;
+    ``progress(done, total)`` hears how many tokens are made, now and then.
     """
     opt = _resolve(options)
     chatty = opt["verbose"] == 1
@@ -87,7 +89,7 @@ def sample(*, out=None, log=None, warn=None, **options):
         texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
         return texts[0] if K == 1 else texts
     with _sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw) as sinks:
-        buffered = 0
+        buffered = done = 0
         for ids in steps:
             for k in range(K):
                 sinks[k].append(token_bytes[ids[k]])
@@ -95,7 +97,10 @@ def sample(*, out=None, log=None, warn=None, **options):
             if opt["stream"] or buffered >= _FLUSH_EVERY:
                 for sink in sinks:
                     sink.flush()
+                done += buffered
                 buffered = 0
+                if progress is not None:
+                    progress(done * K, int(opt["length"]) * K)
     if raw:
         unknown = sum(1 for b in token_bytes.values() if b == b"")
         if unknown and opt["bcl_table"]:
@@ -196,7 +201,11 @@ def main(argv=None):
     def body(args):
         opt = parse_torch_options(OPTIONS, args, PROG)
         sys.stdout.flush()
-        sample(out=sys.stdout.buffer, warn=warn_on_stderr(PROG), **opt)
+        # a progress line only when the text goes to files, not to this terminal
+        with ProgressLine("sample", unit="chars",
+                          enabled=None if opt["output_file"] else False) as line:
+            sample(out=sys.stdout.buffer, warn=warn_on_stderr(PROG), progress=line.update,
+                   **opt)
         return 0
     return run_main(PROG, body, argv)
 

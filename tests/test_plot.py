@@ -1,0 +1,135 @@
+"""torchrnn-plot: loss curves from real checkpoint JSONs and CSV logs, spectrograms, errors."""
+import builtins
+import json
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from conftest import GOLDEN, LEGACY
+from torchrnn_py import plot
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path):
+    data = path.read_bytes()
+    return data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_plot_real_late_checkpoint_json(tmp_path, capsys):
+    out = tmp_path / "curve.png"
+    assert plot.main([str(LEGACY / "placenames_checkpoint_8450.json"), "-o", str(out)]) == 0
+    assert _is_png(out)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_history_of_real_json_lines_up_iterations():
+    its, train, val_it, val = plot.read_history(str(LEGACY / "placenames_checkpoint_8450.json"))
+    raw = json.loads((LEGACY / "placenames_checkpoint_8450.json").read_text())
+    assert len(train) == len(raw["train_loss_history"]) == 8450
+    assert its[0] == 1 and its[-1] == raw["i"]
+    assert list(val_it) == raw["val_loss_history_it"]
+    assert np.allclose(val, raw["val_loss_history"])
+
+
+def test_empty_lists_written_as_braces_are_accepted(tmp_path):
+    # lua-cjson writes an empty list as {}; a checkpoint before any validation has them
+    data = json.loads((GOLDEN / "checkpoints" / "lstm_small_cp_100.json").read_text())
+    data["val_loss_history"] = {}
+    data["val_loss_history_it"] = {}
+    path = tmp_path / "cp.json"
+    path.write_text(json.dumps(data))
+    its, train, val_it, val = plot.read_history(str(path))
+    assert len(train) == 100 and val.size == 0 and val_it.size == 0
+
+
+def test_summarise_keeps_mean_min_max_of_each_bucket():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100_003)
+    x = np.arange(1, y.size + 1, dtype=float)
+    xs, mean, low, high = plot.summarise(x, y, max_points=1000)
+    assert len(mean) <= 1001
+    size = int(np.ceil(y.size / 1000))
+    assert np.isclose(mean[0], y[:size].mean())
+    assert low[3] == y[3 * size:4 * size].min() and high[3] == y[3 * size:4 * size].max()
+    assert low.min() == y.min() and high.max() == y.max()      # nothing lost at the ends
+    short = plot.summarise(x[:10], y[:10])
+    assert np.array_equal(short[1], y[:10])
+
+
+def test_hundreds_of_thousands_of_points(tmp_path):
+    data = json.loads((LEGACY / "placenames_checkpoint_8450.json").read_text())
+    data["train_loss_history"] = data["train_loss_history"] * 40       # 338,000 points
+    data["i"] = len(data["train_loss_history"])
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps(data))
+    out = tmp_path / "late.png"
+    plot.plot_losses([str(path)], str(out))
+    assert _is_png(out)
+
+
+def test_csv_log_and_several_inputs(tmp_path):
+    csv_path = tmp_path / "run.csv"
+    rows = ["i,epoch,loss,learning_rate,seconds,val_loss"]
+    for i in range(1, 51):
+        val = f"{3.0 - i / 50:.3f}" if i % 10 == 0 else ""
+        rows.append(f"{i},{1 + i / 50},{4.0 - i / 25},0.002,{i * 0.1:.3f},{val}")
+    csv_path.write_text("\n".join(rows) + "\n")
+    its, train, val_it, val = plot.read_history(str(csv_path))
+    assert len(train) == 50 and list(val_it) == [10, 20, 30, 40, 50]
+    out = tmp_path / "both.png"
+    assert plot.main([str(csv_path), str(GOLDEN / "checkpoints" / "lstm_small_cp_159.json"),
+                      "-o", str(out)]) == 0
+    assert _is_png(out)
+
+
+def test_spectrograms_side_by_side(tmp_path):
+    rate = 8000
+    t = np.arange(rate) / rate
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    wavfile.write(a, rate, (np.sin(2 * np.pi * 440 * t) * 20000).astype(np.int16))
+    wavfile.write(b, rate, (np.sin(2 * np.pi * 1200 * t) * 100 + 128).astype(np.uint8))
+    out = tmp_path / "spec.png"
+    assert plot.main(["--spectrogram", str(a), str(b), "-o", str(out)]) == 0
+    assert _is_png(out)
+
+
+def _one_error_line(capsys, status, needle):
+    err = capsys.readouterr().err
+    assert status != 0
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert needle in err
+
+
+def test_missing_matplotlib_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    status = plot.main([str(LEGACY / "placenames_checkpoint_8450.json"),
+                        "-o", str(tmp_path / "x.png")])
+    _one_error_line(capsys, status, "pip install 'torchrnn_py[plot]'")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "not found"),
+    (b"{not json", "not a valid checkpoint JSON"),
+    (b'{"train_loss_history": [], "val_loss_history": []}', "no loss history"),
+    (b'{"train_loss_history": ["a", "b"]}', "not lists of numbers"),
+])
+def test_bad_inputs(tmp_path, capsys, content, needle):
+    path = tmp_path / "cp.json"
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    status = plot.main([str(path), "-o", str(out)])
+    _one_error_line(capsys, status, needle)
+    assert out.read_bytes() == b"keep me"
