@@ -127,11 +127,12 @@ class TorchGenerator:
 
         Rows are visited in order, one uniform each. Returns an int or an int64 array.
         """
-        p = np.asarray(probs, dtype=np.float64)
+        p = probs if isinstance(probs, np.ndarray) and probs.dtype == np.float64 \
+            else np.asarray(probs, dtype=np.float64)
         rows = p.reshape(1, -1) if p.ndim == 1 else p
         cum = np.cumsum(rows, axis=1)
         total = cum[:, -1:]
-        if not np.all(total > 0) or not np.all(np.isfinite(total)):
+        if not (total.min() > 0 and np.isfinite(total).min()):
             raise ValueError("invalid multinomial distribution (sum of probabilities <= 0 "
                              "or not finite)")
         cum /= total

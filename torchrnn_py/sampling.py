@@ -55,10 +55,11 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
         stepper = NumpyStepper(model, K) if device.type == "cpu" else TorchStepper(model)
         while produced < length:
             if sample:
-                chosen = gen.multinomial(torch7_probabilities(scores, temperature))
+                with np.errstate(over="ignore"):
+                    chosen = gen.multinomial(torch7_probabilities(scores, temperature))
             else:
                 chosen = np.argmax(scores, axis=1)                       # first maximum
-            ids = to_token_id(np.asarray(chosen, dtype=np.int64).reshape(K))
+            ids = to_token_id(chosen.astype(np.int64, copy=False))      # (K,)
             yield ids
             produced += 1
             if produced < length:
@@ -76,6 +77,8 @@ def torch7_probabilities(scores, temperature):
     with np.errstate(over="ignore"):
         probs = np.exp(scaled)
     total = np.cumsum(probs, axis=1)[:, -1:]                                 # sequential sum
+    if total.min() > 0 and total.max() < np.inf:
+        return probs / total
     bad = ~(np.isfinite(total[:, 0]) & (total[:, 0] > 0))
     if bad.any():
         shifted = np.exp(scaled[bad] - scaled[bad].max(axis=1, keepdims=True))
