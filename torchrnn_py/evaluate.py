@@ -25,6 +25,8 @@ OPTIONS = [
     ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
     ("input_h5", "", "new: the HDF5 data (default: the checkpoint's opt.input_h5)"),
     ("input_json", "", "new: the JSON vocabulary, checked against the model's"),
+    ("batch_size", 0, "new: override the checkpoint's opt.batch_size (0 = keep it)"),
+    ("seq_length", 0, "new: override the checkpoint's opt.seq_length (0 = keep it)"),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
@@ -54,16 +56,19 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
     if not opt["input_h5"] and not os.path.exists(input_h5):
         raise TorchRNNError(f"{opt['checkpoint']}: its data file {input_h5} (opt.input_h5) "
                             f"is not here; give -input_h5 (and -input_json) for this machine")
+    sizes = {}
     for name in ("batch_size", "seq_length"):
-        if not isinstance(saved.get(name), int) or saved[name] < 1:
-            raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid")
+        sizes[name] = opt[name] or saved.get(name)
+        if not isinstance(sizes[name], int) or sizes[name] < 1:
+            raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid; "
+                                f"give -{name}")
     if opt["input_json"]:
         vocab = read_vocab(opt["input_json"])
         if vocab.idx_to_token != model.idx_to_token:
             raise TorchRNNError(f"{opt['input_json']}: its vocabulary is not the model's "
                                 f"({len(vocab)} vs {model.vocab_size} tokens, or different "
                                 f"tokens)")
-    loader = DataLoader(input_h5, saved["batch_size"], saved["seq_length"],
+    loader = DataLoader(input_h5, sizes["batch_size"], sizes["seq_length"],
                         vocab_size=model.vocab_size, log=say)
     split = opt["split"]
     return evaluate_split(model, loader, split, device,

@@ -89,10 +89,12 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
         texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
         return texts[0] if K == 1 else texts
     with _sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw) as sinks:
-        buffered = done = 0
+        buffered = done = dropped = 0
         for ids in steps:
             for k in range(K):
-                sinks[k].append(token_bytes[ids[k]])
+                piece = token_bytes[ids[k]]
+                dropped += not piece
+                sinks[k].append(piece)
             buffered += 1
             if opt["stream"] or buffered >= _FLUSH_EVERY:
                 for sink in sinks:
@@ -101,11 +103,9 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
                 buffered = 0
                 if progress is not None:
                     progress(done * K, int(opt["length"]) * K)
-    if raw:
-        unknown = sum(1 for b in token_bytes.values() if b == b"")
-        if unknown and opt["bcl_table"]:
-            warn(f"{unknown} token(s) of the vocabulary are not in {opt['bcl_table']} and were "
-                 f"left out of the bytes (e.g. a newline)")
+    if raw and dropped:
+        warn(f"{dropped} sampled character(s) are not in {opt['bcl_table']} and were left "
+             f"out of the bytes (e.g. newlines)")
     return None
 
 
@@ -131,7 +131,7 @@ def _token_bytes(model, opt, writing):
     vocabulary or a BinToUTF8 table going to a file) rather than UTF-8 text."""
     vocab = model.vocab
     ids = range(1, len(vocab) + 1)
-    if writing and opt["bcl_table"]:
+    if writing and opt["output_file"] and opt["bcl_table"]:
         table = bintoutf8.read_table(opt["bcl_table"])
         return {i: bintoutf8.decode_text(vocab.idx_to_token[i], "bcl", table, "skip")[0]
                 for i in ids}, True

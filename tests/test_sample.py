@@ -1,0 +1,320 @@
+"""The sample command (sample.lua's command line) and its new flags: verbose lines, the GPU
+fallback, -stream, -output_file, -num_samples, byte vocabularies, -bcl_table, and bad input
+as one line on stderr."""
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import GOLDEN
+from torchrnn_py import bintoutf8
+from torchrnn_py import sample as sample_mod
+from torchrnn_py.checkpoint import load_model
+from torchrnn_py.preprocess import preprocess
+from torchrnn_py.t7 import write_t7
+from torchrnn_py.train import train
+
+CP = GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"
+SAMPLES = GOLDEN / "samples"
+START = "To be, or not to be"
+CPU = ["-gpu", "-1"]
+SAMPLE_LUA_FLAGS = ["checkpoint", "length", "start_text", "sample", "temperature", "gpu",
+                    "gpu_backend", "verbose"]
+
+
+def run(argv, capsys):
+    """main(argv) -> (exit status, stdout, stderr)."""
+    status = sample_mod.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def golden(name):
+    return (SAMPLES / name).read_bytes().decode("utf-8")
+
+
+# -- the original's output -----------------------------------------------------------------
+
+def test_verbose_lines_without_start_text(capsys):
+    status, out, err = run(["-checkpoint", CP, "-length", 300, "-sample", 0, "-verbose", 1]
+                           + CPU, capsys)
+    assert status == 0 and err == ""
+    expected = golden("lstm_small_cp_159_argmax_nostart.txt")
+    assert out == "Running in CPU mode\nSeeding with uniform probabilities\n" + expected + "\n"
+
+
+def test_verbose_lines_with_start_text(capsys):
+    status, out, err = run(["-checkpoint", CP, "-length", 300, "-sample", 0, "-verbose", 1,
+                            "-start_text", START] + CPU, capsys)
+    assert status == 0 and err == ""
+    expected = golden("lstm_small_cp_159_argmax_start.txt")
+    assert out == f'Running in CPU mode\nSeeding with: "{START}"\n' + expected + "\n"
+
+
+def test_not_verbose_prints_only_the_text(capsys):
+    status, out, err = run(["-checkpoint", CP, "-length", 40, "-seed", 1] + CPU, capsys)
+    assert status == 0 and err == ""
+    assert out == load_model(CP).sample(40, seed=1) + "\n"
+
+
+def test_gpu_on_a_cpu_only_machine_warns_once_and_samples(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # even on a GPU host
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    status, out_cpu, _ = run(["-checkpoint", CP, "-length", 100, "-seed", 8] + CPU, capsys)
+    assert status == 0
+    status, out, err = run(["-checkpoint", CP, "-length", 100, "-seed", 8, "-gpu", 0], capsys)
+    assert status == 0
+    lines = err.splitlines()
+    assert len(lines) == 1 and "GPU" in lines[0] and "CPU" in lines[0]
+    assert "Traceback" not in err
+    assert out == out_cpu and len(out) == 101
+
+
+# -- new flags -----------------------------------------------------------------------------
+
+def test_stream_gives_the_same_text(capsys):
+    argv = ["-checkpoint", CP, "-length", 300, "-seed", 123, "-temperature", 0.8] + CPU
+    status, plain, _ = run(argv, capsys)
+    assert status == 0
+    status, streamed, err = run(argv + ["-stream", 1], capsys)
+    assert status == 0 and err == ""
+    assert streamed == plain == golden("lstm_small_cp_159_t0.8_seed123_afternn.txt") + "\n"
+
+
+class Recorder:
+    """A binary stream that records each write (and counts flushes)."""
+
+    def __init__(self):
+        self.writes, self.flushes = [], 0
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+        return len(data)
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_stream_writes_incrementally():
+    streamed = Recorder()
+    sample_mod.sample(out=streamed, checkpoint=str(CP), length=50, seed=5, gpu=-1, stream=1)
+    text = b"".join(streamed.writes)
+    expected = load_model(CP).sample(50, seed=5)
+    assert text == expected.encode() + b"\n"
+    assert len(streamed.writes) > 1                   # not all at the end
+    assert len([w for w in streamed.writes if w != b"\n"]) >= 10
+    # same text when not streaming
+    buffered = Recorder()
+    sample_mod.sample(out=buffered, checkpoint=str(CP), length=50, seed=5, gpu=-1)
+    assert b"".join(buffered.writes) == text
+
+
+def test_output_file_has_no_trailing_newline(tmp_path, capsys):
+    path = tmp_path / "sample.txt"
+    status, out, err = run(["-checkpoint", CP, "-length", 300, "-seed", 123,
+                            "-output_file", path] + CPU, capsys)
+    assert status == 0 and out == "" and err == ""
+    assert path.read_bytes() == golden("lstm_small_cp_159_t1_seed123_afternn.txt").encode()
+
+
+def test_output_file_with_stream(tmp_path, capsys):
+    path = tmp_path / "sample.txt"
+    status, _, err = run(["-checkpoint", CP, "-length", 300, "-sample", 0, "-stream", 1,
+                          "-start_text", START, "-output_file", path] + CPU, capsys)
+    assert status == 0 and err == ""
+    assert path.read_bytes() == golden("lstm_small_cp_159_argmax_start.txt").encode()
+
+
+def test_num_samples_to_stdout(capsys):
+    expected = load_model(CP).sample(80, seed=21, num_samples=3)
+    assert len(set(expected)) == 3
+    status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 21,
+                            "-num_samples", 3] + CPU, capsys)
+    assert status == 0 and err == ""
+    assert out == "".join(text + "\n" for text in expected)
+
+
+def test_num_samples_to_files(tmp_path, capsys):
+    expected = load_model(CP).sample(80, START, seed=22, num_samples=3)
+    status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 22, "-num_samples", 3,
+                            "-start_text", START, "-output_file", tmp_path / "out.txt"] + CPU,
+                           capsys)
+    assert status == 0 and out == "" and err == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out_1.txt", "out_2.txt",
+                                                          "out_3.txt"]
+    for k in range(3):
+        assert (tmp_path / f"out_{k + 1}.txt").read_bytes() == expected[k].encode()
+
+
+# -- byte vocabularies ---------------------------------------------------------------------
+
+def _train_tiny(directory, input_txt, encoding):
+    h5, js = directory / "data.h5", directory / "data.json"
+    preprocess(str(input_txt), str(h5), str(js), encoding=encoding)
+    result = train(input_h5=str(h5), input_json=str(js), rnn_size=16, wordvec_size=8,
+                   num_layers=1, batch_size=2, seq_length=10, max_epochs=1,
+                   checkpoint_every=0, gpu=-1, seed=1,
+                   checkpoint_name=str(directory / "tmp" / "cp"))
+    checkpoint = directory / "tmp" / f"cp_{result['i']}.t7"
+    assert checkpoint.is_file()
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def byte_model(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bytes")
+    data = np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    assert max(data) > 127
+    (directory / "data.bin").write_bytes(data)
+    checkpoint = _train_tiny(directory, directory / "data.bin", "bytes")
+    vocab = load_model(checkpoint).vocab
+    assert vocab.is_bytes and "[200]" in vocab.token_to_idx     # preprocess's [N] names
+    return checkpoint
+
+
+def byte_name(value):
+    """What the original preprocess calls byte ``value`` in its JSON."""
+    return chr(value) if value < 128 else f"[{value}]"
+
+
+def test_byte_vocabulary_output_file_gets_raw_bytes(byte_model, tmp_path, capsys):
+    length = 300
+    path = tmp_path / "out.bin"
+    status, out, err = run(["-checkpoint", byte_model, "-length", length, "-seed", 7,
+                            "-output_file", path] + CPU, capsys)
+    assert status == 0 and out == "" and err == ""
+    raw = path.read_bytes()
+    assert len(raw) == length                         # one byte per sampled token
+    assert max(raw) > 127
+    # stdout shows the same sample as the vocabulary's names ([N] for bytes above 127)
+    status, text, err = run(["-checkpoint", byte_model, "-length", length, "-seed", 7] + CPU,
+                            capsys)
+    assert status == 0 and err == ""
+    assert text.endswith("\n")
+    assert "".join(byte_name(b) for b in raw) == text[:-1]
+
+
+@pytest.fixture(scope="module")
+def bcl_model(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bcl")
+    data = np.random.default_rng(4).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    encoded, table = bintoutf8.encode_bytes(data, "bcl")
+    assert len(encoded) == len(data)
+    # a newline every 20 characters: a token that is not in the table
+    text = "\n".join(encoded[i:i + 20] for i in range(0, len(encoded), 20)) + "\n"
+    (directory / "data.txt").write_bytes(text.encode("utf-8"))
+    bintoutf8.write_table(str(directory / "data.bcl"), table)
+    checkpoint = _train_tiny(directory, directory / "data.txt", "utf-8")
+    return checkpoint, directory / "data.bcl", table
+
+
+def bcl_byte(char, table):
+    """The byte a BCL character stands for, or None: slot k is '#'..'~' (k = 0..91), then
+    U+3900 + (k - 92); the table's entry k is the byte value of slot k."""
+    cp = ord(char)
+    if 0x23 <= cp <= 0x7E:
+        slot = cp - 0x23
+    elif 0x3900 <= cp < 0x3900 + 256 - 92:
+        slot = 92 + cp - 0x3900
+    else:
+        return None
+    return table[slot]
+
+
+def test_bcl_table_output_file_gets_decoded_bytes(bcl_model, tmp_path, capsys):
+    checkpoint, table_path, table = bcl_model
+    length = 400
+    path = tmp_path / "out.bin"
+    status, out, err = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9,
+                            "-bcl_table", table_path, "-output_file", path] + CPU, capsys)
+    assert status == 0 and out == ""
+    assert len(err.splitlines()) <= 1 and "Traceback" not in err
+    raw = path.read_bytes()
+    # the same sample as text
+    status, text, _ = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9] + CPU,
+                          capsys)
+    assert status == 0
+    text = text[:-1]
+    assert len(text) == length
+    not_in_table = [c for c in text if bcl_byte(c, table) is None]
+    assert not_in_table and set(not_in_table) == {"\n"}
+    assert len(raw) == length - len(not_in_table)
+    expected = bytes(b for b in (bcl_byte(c, table) for c in text) if b is not None)
+    assert raw == expected
+    assert raw == bintoutf8.decode_text(text, "bcl", table)[0]
+    # the warning counts the newlines actually sampled, not the vocabulary's
+    assert err.strip() == (f"torchrnn-sample: warning: {len(not_in_table)} sampled character(s) "
+                           f"are not in {table_path} and were left out of the bytes (e.g. "
+                           f"newlines)")
+
+
+def test_bcl_table_without_output_file_prints_text(bcl_model, capsys):
+    checkpoint, table_path, _ = bcl_model
+    args = ["-checkpoint", checkpoint, "-length", 100, "-seed", 9] + CPU
+    status, with_table, _ = run(args + ["-bcl_table", table_path], capsys)
+    status_plain, plain, _ = run(args, capsys)
+    assert status == status_plain == 0
+    assert with_table == plain and plain.endswith("\n")
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+@pytest.fixture
+def bad_files(tmp_path):
+    corrupt = tmp_path / "corrupt.t7"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 4096,
+                                                          dtype=np.uint8).tobytes())
+    plain = tmp_path / "plain.t7"
+    write_t7(str(plain), {"a": 1.0, "b": "not a model"})
+    return {"missing": tmp_path / "nope.t7", "corrupt": corrupt, "plain": plain,
+            "nodir": tmp_path / "no" / "such" / "dir" / "out.txt"}
+
+
+BAD_CASES = {
+    "missing_checkpoint": (["-checkpoint", "{missing}"], r"nope\.t7"),
+    "corrupt_checkpoint": (["-checkpoint", "{corrupt}"], r"corrupt\.t7"),
+    "not_torch_rnn": (["-checkpoint", "{plain}"], r"plain\.t7"),
+    "unknown_character": (["-checkpoint", "{cp}", "-start_text", "To be\u00a7"], "\u00a7"),
+    "temperature_0": (["-checkpoint", "{cp}", "-temperature", "0"], r"temperature"),
+    "temperature_negative": (["-checkpoint", "{cp}", "-temperature", "-0.5"], r"temperature"),
+    "length_0": (["-checkpoint", "{cp}", "-length", "0"], r"length"),
+    "length_below_start": (["-checkpoint", "{cp}", "-length", "5", "-start_text", START],
+                           r"length"),
+    "output_dir_missing": (["-checkpoint", "{cp}", "-output_file", "{nodir}"],
+                           r"does not exist|[Nn]o such"),
+    "unknown_flag": (["-checkpoint", "{cp}", "-bogus_flag", "1"], r"bogus_flag"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_is_one_line_on_stderr(case, bad_files, capsys):
+    argv, pattern = BAD_CASES[case]
+    names = dict(bad_files, cp=CP)
+    argv = [a.format(**names) for a in argv] + ["-length", "50"] * ("-length" not in argv) \
+        + CPU
+    status, out, err = run(argv, capsys)
+    assert status != 0
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert out == ""
+    assert not bad_files["nodir"].parent.exists()
+
+
+def test_help_lists_every_sample_lua_flag():
+    result = subprocess.run([sys.executable, "-m", "torchrnn_py.sample", "-h"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for flag in SAMPLE_LUA_FLAGS + ["seed", "stream", "output_file", "num_samples",
+                                    "bcl_table"]:
+        assert re.search(rf"-{flag}\b", result.stdout), flag
+
+
+def test_defaults_are_sample_lua_defaults():
+    assert {k: sample_mod.DEFAULTS[k] for k in SAMPLE_LUA_FLAGS} == {
+        "checkpoint": "cv/checkpoint_4000.t7", "length": 2000, "start_text": "",
+        "sample": 1, "temperature": 1, "gpu": 0, "gpu_backend": "cuda", "verbose": 0}
