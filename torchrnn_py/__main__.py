@@ -10,6 +10,7 @@ COMMANDS = {
     "eval": ("torchrnn_py.evaluate", "main"),
     "novel_substrings": ("torchrnn_py.novel_substrings", "main"),
     "plot": ("torchrnn_py.plot", "main"),
+    "audio": ("torchrnn_py.audio", "main"),
     "bintoutf8": ("torchrnn_py.bintoutf8", "main_encode"),
     "utf8tobin": ("torchrnn_py.bintoutf8", "main_decode"),
 }
