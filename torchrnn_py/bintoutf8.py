@@ -33,7 +33,7 @@ import numpy as np
 
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_input_file, check_output_path
+from .fileio import atomic_output, atomic_outputs, check_input_file, check_output_path
 
 MODES = ("bcl", "offset")
 OFFSET_BASE = 0x3900
@@ -88,9 +88,10 @@ def check_table(table, source="table"):
         value = int(arr[slots[0]])
         where = np.flatnonzero(arr == value)
         missing = int(np.flatnonzero(counts == 0)[0])
+        slots = ", ".join(map(str, where[:8].tolist())) + (", ..." if len(where) > 8 else "")
         raise TorchRNNError(
             f"{source}: not a valid {TABLE_EXTENSION} table: byte value {value} (0x{value:02X}) "
-            f"appears {len(where)} times (slots {', '.join(map(str, where.tolist()))}) and "
+            f"appears {len(where)} times (slots {slots}) and "
             f"byte value {missing} (0x{missing:02X}) not at all; each must appear exactly once")
     return arr
 
@@ -98,12 +99,16 @@ def check_table(table, source="table"):
 def read_table(path):
     """Read a ``.bcl`` table file (256 raw bytes, a permutation of 0..255)."""
     check_input_file(path, what=f"{TABLE_EXTENSION} table")
-    size = os.path.getsize(path)
-    if size != TABLE_SIZE:
-        raise TorchRNNError(f"{path}: a {TABLE_EXTENSION} table has {TABLE_SIZE} bytes, "
-                            f"found {size}")
-    with open(path, "rb") as f:
-        data = f.read(TABLE_SIZE + 1)
+    try:
+        size = os.path.getsize(path)
+        if size != TABLE_SIZE:
+            raise TorchRNNError(f"{path}: a {TABLE_EXTENSION} table has {TABLE_SIZE} bytes, "
+                                f"found {size}")
+        with open(path, "rb") as f:
+            data = f.read(TABLE_SIZE + 1)    # never more, whatever the file has become
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot read {TABLE_EXTENSION} table: "
+                            f"{err.strerror or err}") from None
     return check_table(data, path).tobytes()
 
 
@@ -381,14 +386,15 @@ def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
                  else build_table_from_file(in_path, chunk_size))
     codepoints = _codepoints(mode, table)
     bytes_in = text_bytes = 0
-    with atomic_output(out_path, "wb", what="text output") as out:
+    with atomic_outputs() as files:                     # text and table appear together
+        out = files.open(out_path, "wb", "text output")
         for chunk in _read_chunks(in_path, chunk_size):
             encoded = _encode_chunk(codepoints, chunk).encode("utf-8")
             out.write(encoded)
             bytes_in += len(chunk)
             text_bytes += len(encoded)
         if table_path:
-            write_table(table_path, table)
+            files.open(table_path, "wb", f"{TABLE_EXTENSION} table").write(table)
     return EncodeResult(bytes_in, bytes_in, text_bytes, table_path, table)
 
 

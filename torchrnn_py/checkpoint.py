@@ -16,14 +16,13 @@ graph to and from :class:`~torchrnn_py.model.LanguageModel`:
 The ``.json`` beside it is written the way lua-cjson writes (``%.14g`` numbers, ``\\/``,
 ``{}`` for an empty list); :func:`read_checkpoint_json` accepts both ``{}`` and ``[]``.
 """
-import json
 import math
 import os
 
 import torch
 
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_input_file
+from .fileio import atomic_outputs, check_input_file
 from .model import LanguageModel
 from .t7 import Storage, TorchObject, read_t7, write_t7
 from .vocab import Vocab
@@ -245,20 +244,21 @@ def save_checkpoint(path, checkpoint, json_path="auto"):
     """Write ``checkpoint`` (a dict with ``model`` and train.lua's other keys) to
     ``path`` (.t7) and, like train.lua, its JSON twin without the model (``json_path``:
     'auto' = same name with .json, None = no JSON). Keys starting with ``torchrnn_py_``
-    (the resume state) go to the .t7 only. Both writes are atomic, JSON first."""
+    (the resume state) go to the .t7 only. The two files are replaced together, and only
+    once both are completely written: a failure (full disk, Ctrl-C) keeps the old ones."""
     if json_path == "auto":
         json_path = os.path.splitext(path)[0] + ".json"
     model = checkpoint["model"]
     rest = {k: v for k, v in checkpoint.items() if k != "model"}
-    if json_path:
-        in_json = {k: v for k, v in rest.items() if not k.startswith(T7_ONLY_PREFIX)}
-        with atomic_output(json_path, "w", what="checkpoint JSON", create_dir=True,
-                           encoding="utf-8") as f:
-            f.write(cjson_dumps(in_json))
     opt = rest.get("opt") or {}
     table = dict(rest)
     table["model"] = model_to_t7(model, opt.get("batch_size", 1), opt.get("seq_length", 1))
-    write_t7(path, table)
+    with atomic_outputs(create_dir=True) as files:
+        if json_path:
+            in_json = {k: v for k, v in rest.items() if not k.startswith(T7_ONLY_PREFIX)}
+            files.open(json_path, "w", "checkpoint JSON", encoding="utf-8").write(
+                cjson_dumps(in_json))
+        write_t7(files.open(path, "wb", "Torch7 file"), table)
 
 
 def model_to_t7(model, batch_size=1, seq_length=1):
@@ -439,16 +439,61 @@ def _cjson(value, out):
 
 def read_checkpoint_json(path):
     """A checkpoint's JSON as a dict, with ``{}`` read as an empty list where train.lua
-    keeps lists."""
+    keeps lists.
+
+    The keys train.lua writes are checked where present: ``i`` a non-negative integer,
+    ``opt`` an object, the histories lists of numbers (``val_loss_history_it`` of
+    integers). Anything malformed (not UTF-8, not JSON, nested too deeply, a key given
+    twice, wrong types) is one TorchRNNError naming the file.
+    """
+    from .vocab import _load_json
+
     check_input_file(path, "checkpoint JSON")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise TorchRNNError(f"{path}: not a valid checkpoint JSON ({err})") from None
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot read checkpoint JSON: "
+                            f"{err.strerror or err}") from None
+    data = _load_json(raw, lambda kind, reason: (
+        f"{path}: not a valid checkpoint JSON "
+        f"({'not UTF-8 text: ' if kind == 'utf-8' else ''}{reason})"))
+
+    def fail(message):
+        raise TorchRNNError(f"{path}: not a valid checkpoint JSON: {message}")
+
+    def is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def is_count(value):
+        return is_number(value) and math.isfinite(value) and value == int(value) \
+            and 0 <= value < 2 ** 63
+
     if not isinstance(data, dict):
-        raise TorchRNNError(f"{path}: expected a JSON object, found {type(data).__name__}")
+        fail(f"expected a JSON object, found {type(data).__name__}")
+    if "i" in data:
+        if not is_count(data["i"]):
+            fail(f"'i' should be a non-negative integer, found {str(data['i'])[:40]}")
+        data["i"] = int(data["i"])
+    if "opt" in data and not isinstance(data["opt"], dict):
+        fail(f"'opt' should be an object, found {type(data['opt']).__name__}")
     for key in HISTORY_KEYS:
-        if data.get(key) == {}:
+        if key not in data:
+            continue
+        if data[key] == {}:
             data[key] = []
+        values = data[key]
+        if not isinstance(values, list):
+            fail(f"the loss histories are not lists of numbers: '{key}' is a "
+                 f"{type(values).__name__}")
+        bad = next((k for k, v in enumerate(values) if not is_number(v)), None)
+        if bad is not None:
+            fail(f"the loss histories are not lists of numbers: '{key}'[{bad}] is "
+                 f"{str(values[bad])[:40]}")
+        if key == "val_loss_history_it":
+            bad = next((k for k, v in enumerate(values) if not is_count(v)), None)
+            if bad is not None:
+                fail(f"'{key}'[{bad}] should be an iteration (a whole number), found "
+                     f"{values[bad]}")
+            data[key] = [int(v) for v in values]
     return data

@@ -100,23 +100,27 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def run_main(prog, body, argv):
+def run_main(prog, body, argv, report_errors=True):
     """Run ``body(argv)`` as a command: user errors become one line and an exit code.
 
     Returns the exit status: body's own, 1 for a TorchRNNError or OSError, 2 for a usage
     error, 130 for Ctrl-C. Unexpected exceptions are left to show their traceback: they are
-    bugs, not bad input.
+    bugs, not bad input. ``report_errors=False`` keeps the error lines to itself.
     """
+    def report(message):
+        if report_errors:
+            print(message, file=sys.stderr)
+
     if argv is None:
         argv = sys.argv[1:]
     try:
         status = body(list(argv))
         return 0 if status is None else status
     except UsageError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        report(f"{prog}: error: {err}")
         return USAGE_ERROR
     except TorchRNNError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
+        report(f"{prog}: error: {err}")
         return 1
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
@@ -125,8 +129,8 @@ def run_main(prog, body, argv):
         return 141
     except OSError as err:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"{prog}: error: {where}{err.strerror or err}", file=sys.stderr)
+        report(f"{prog}: error: {where}{err.strerror or err}")
         return 1
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        report(f"{prog}: interrupted")
         return 130

@@ -10,6 +10,8 @@ The splits stay in their file dtype (uint8/uint32) and batches are views; each b
 converted to int64 when it is handed out, so a large dataset costs its own size in
 memory, not eight times it.
 """
+import os
+
 import h5py
 import numpy as np
 import torch
@@ -20,9 +22,39 @@ from .fileio import check_input_file
 SPLITS = ("train", "val", "test")
 
 
+# HDF5 files start with this signature, at offset 0 or after a user block of 512, 1024,
+# 2048, ... bytes.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# How much larger than its stored (compressed) bytes a filtered dataset may be. deflate
+# cannot expand data more than about 1032 times; 1100 leaves room for the chunk framing.
+# Unfiltered datasets must fit in the file as they are.
+MAX_EXPANSION = 1100
+# The exception types h5py turns libhdf5's errors into (a damaged file gives any of them).
+H5PY_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
+# The filters HDF5 and h5py bring themselves; any other filter id would make libhdf5 look
+# for a plugin (a shared library) to load, so such files are refused before reading.
+_BUILTIN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit",
+                    6: "scaleoffset", 32000: "lzf"}
+
+
 def read_splits(input_h5):
-    """The three 1-D token arrays of a preprocess HDF5 file, checked."""
+    """The three 1-D token arrays of a preprocess HDF5 file, checked.
+
+    The file is checked before anything is read from it: the HDF5 signature must be there,
+    /train, /val and /test must be 1-D integer datasets stored in this file (no external
+    links, external raw storage or virtual datasets; only HDF5's own filters), and the size
+    each declares must be backed by the file: an unfiltered dataset's ``n * itemsize`` bytes
+    must fit in the file, a filtered (compressed) one may expand at most ``MAX_EXPANSION``
+    times its stored bytes. So a small file cannot make us allocate terabytes, and every
+    malformed file is one TorchRNNError.
+    """
     check_input_file(input_h5, "HDF5 data file")
+    try:
+        file_size = os.path.getsize(input_h5)
+        _check_hdf5_signature(input_h5, file_size)
+    except OSError as err:
+        raise TorchRNNError(f"{input_h5}: cannot read HDF5 data file: "
+                            f"{err.strerror or err}") from None
     try:
         with h5py.File(input_h5, "r") as f:
             missing = [name for name in SPLITS if name not in f]
@@ -31,19 +63,88 @@ def read_splits(input_h5):
                 raise TorchRNNError(f"{input_h5}: expected datasets /train, /val and /test "
                                     f"(as preprocess writes), missing /{', /'.join(missing)}; "
                                     f"found {found}")
+            datasets = {name: _checked_dataset(f, name, input_h5, file_size)
+                        for name in SPLITS}
             splits = {}
-            for name in SPLITS:
-                dataset = f[name]
-                if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1:
-                    raise TorchRNNError(f"{input_h5}: /{name} should be a 1-D dataset of "
-                                        f"token ids, found {dataset!r}")
-                if dataset.dtype.kind not in "iu":
-                    raise TorchRNNError(f"{input_h5}: /{name} should hold integer token "
-                                        f"ids, found dtype {dataset.dtype}")
-                splits[name] = dataset[()]
-    except OSError as err:
-        raise TorchRNNError(f"{input_h5}: not a readable HDF5 file ({err})") from None
+            for name, dataset in datasets.items():
+                data = dataset[()]
+                if not isinstance(data, np.ndarray) or data.shape != dataset.shape:
+                    raise TorchRNNError(f"{input_h5}: /{name} could not be read as an array "
+                                        f"of {dataset.shape[0]} token ids")
+                splits[name] = data
+    except TorchRNNError:
+        raise
+    except MemoryError:
+        raise TorchRNNError(f"{input_h5}: not enough memory to read the token ids") from None
+    except H5PY_ERRORS as err:
+        raise TorchRNNError(f"{input_h5}: not a readable HDF5 file ({_h5_message(err)})") \
+            from None
+    except Exception as err:  # noqa: BLE001 - last resort: a damaged file is never a crash
+        raise TorchRNNError(f"{input_h5}: not a readable HDF5 file "
+                            f"({type(err).__name__}: {_h5_message(err)})") from None
     return splits
+
+
+def _check_hdf5_signature(path, file_size):
+    """Refuse a file that has no HDF5 signature where HDF5 looks for one."""
+    offset = 0
+    with open(path, "rb") as f:
+        while offset + len(HDF5_SIGNATURE) <= file_size:
+            f.seek(offset)
+            if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return
+            offset = 512 if offset == 0 else offset * 2
+    what = "is empty" if file_size == 0 else "has no HDF5 signature"
+    raise TorchRNNError(f"{path}: not an HDF5 file (it {what}); expected the .h5 file "
+                        f"that preprocess writes")
+
+
+def _checked_dataset(f, name, path, file_size):
+    """``f[name]``, once it is known to be a 1-D integer dataset that the file can back."""
+    link = f.get(name, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise TorchRNNError(f"{path}: /{name} is a link to another file "
+                            f"({link.filename}); the token ids must be in this file")
+    dataset = f[name]
+    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1:
+        found = (f"a {dataset.ndim}-D dataset of shape {dataset.shape}"
+                 if isinstance(dataset, h5py.Dataset) else "a group")
+        raise TorchRNNError(f"{path}: /{name} should be a 1-D dataset of token ids, "
+                            f"found {found}")
+    if dataset.dtype.kind not in "iu":
+        raise TorchRNNError(f"{path}: /{name} should hold integer token ids, found dtype "
+                            f"{dataset.dtype}")
+    plist = dataset.id.get_create_plist()
+    if dataset.is_virtual or plist.get_external_count() > 0:
+        raise TorchRNNError(f"{path}: /{name} keeps its data in other files (a virtual or "
+                            f"external dataset); the token ids must be in this file")
+    filters = [plist.get_filter(k)[0] for k in range(plist.get_nfilters())]
+    unknown = [code for code in filters if code not in _BUILTIN_FILTERS]
+    if unknown:
+        raise TorchRNNError(f"{path}: /{name} needs HDF5 filter {unknown[0]}, which is "
+                            f"not built in (only {', '.join(sorted(_BUILTIN_FILTERS.values()))} "
+                            f"are read)")
+    declared = int(dataset.shape[0]) * dataset.dtype.itemsize
+    if filters:
+        stored = int(dataset.id.get_storage_size())
+        if declared > stored * MAX_EXPANSION:
+            raise TorchRNNError(
+                f"{path}: /{name} declares {dataset.shape[0]} token ids ({declared} bytes) "
+                f"but stores only {stored} compressed bytes: more than {MAX_EXPANSION} "
+                f"times expansion, so the file is damaged (or not preprocess output)")
+    elif declared > file_size:
+        raise TorchRNNError(
+            f"{path}: /{name} declares {dataset.shape[0]} token ids ({declared} bytes), "
+            f"more than the whole file holds ({file_size} bytes): the file is damaged or "
+            f"truncated")
+    return dataset
+
+
+def _h5_message(err):
+    """h5py's message, on one line and not too long."""
+    text = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+    text = " ".join(text.split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class DataLoader:

@@ -9,6 +9,7 @@ variables everything here is a no-op for a single process.
 """
 import dataclasses
 import datetime
+import gc
 import os
 
 import torch
@@ -44,20 +45,34 @@ class Context:
 
 def setup(use_cuda):
     """Join the process group that torchrun describes in the environment, if any."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    size = world_size()
+    if size <= 1:
         return Context()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    return Context(rank, world_size, local_rank)
+    return Context(rank, size, local_rank)
 
 
 def teardown(context):
+    """Leave the process group. The DistributedDataParallel wrapper can outlive the loop in
+    a reference cycle; collecting it first avoids an abort at interpreter exit."""
     if context.active and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
+
+
+def world_size():
+    """How many processes torchrun started (1 when not under torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_secondary():
+    """True in every process but rank 0 of a torchrun job (they stay quiet)."""
+    return int(os.environ.get("RANK", "0")) != 0
 
 
 def gather_rows(context, tensor):

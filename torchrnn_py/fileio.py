@@ -47,6 +47,115 @@ def check_output_path(path, what="output file", create_dir=False):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} is not writable")
 
 
+class OutputGroup:
+    """Output files that appear together or not at all (see :func:`atomic_outputs`).
+
+    ``open(path, mode, what, **kw)`` gives an open temporary file beside ``path``;
+    ``temp_path(path, what)`` a temporary file name, for writers that want one (h5py).
+    """
+
+    def __init__(self, create_dir=False):
+        self.create_dir = create_dir
+        self.entries = []           # [path, tmp, file or None, what]
+
+    def _new(self, path, what):
+        check_output_path(path, what, create_dir=self.create_dir)
+        parent = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=parent)
+        self.entries.append([path, tmp, None, what])
+        return fd, tmp
+
+    def open(self, path, mode="wb", what="output file", **open_kwargs):
+        fd, tmp = self._new(path, what)
+        self.entries[-1][2] = os.fdopen(fd, mode, **open_kwargs)
+        return self.entries[-1][2]
+
+    def temp_path(self, path, what="output file"):
+        fd, tmp = self._new(path, what)
+        os.close(fd)
+        return tmp
+
+    def error(self, err):
+        """The one-line error for an OSError in the body: the writes go to the file
+        opened last, so it names that one."""
+        reason = err.strerror or err
+        if not self.entries:
+            return TorchRNNError(f"cannot write output: {reason}")
+        path, _, _, what = self.entries[-1]
+        return TorchRNNError(f"{path}: cannot write {what}: {reason}")
+
+    def commit(self):
+        """Flush and fsync every file, then rename them all over their paths; if a rename
+        fails, put back the ones already renamed (from hard-link backups)."""
+        for entry in self.entries:
+            path, tmp, f, what = entry
+            try:
+                if f is not None:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    f.close()
+                    entry[2] = None
+                else:
+                    with open(tmp, "rb") as done:
+                        os.fsync(done.fileno())
+                _keep_permissions(tmp)
+            except OSError as err:
+                raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
+        renamed = []                    # (path, backup or None)
+        try:
+            for path, tmp, _, what in self.entries:
+                backup = None
+                if len(self.entries) > 1 and os.path.exists(path):
+                    backup = tmp[:-len(".tmp")] + ".old.tmp"
+                    os.link(path, backup)
+                try:
+                    os.replace(tmp, path)
+                except OSError as err:
+                    raise TorchRNNError(f"{path}: cannot write {what}: "
+                                        f"{err.strerror or err}") from None
+                renamed.append((path, backup))
+        except BaseException:
+            for path, backup in reversed(renamed):
+                with contextlib.suppress(OSError):
+                    os.replace(backup, path) if backup else os.unlink(path)
+            raise
+        finally:
+            for _, backup in renamed:
+                if backup:
+                    _remove_quietly(backup)
+        self.entries = []
+
+    def abort(self):
+        """Remove every temporary file; the paths keep what they had."""
+        for path, tmp, f, _ in self.entries:
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+            _remove_quietly(tmp)
+            _remove_quietly(tmp[:-len(".tmp")] + ".old.tmp")
+        self.entries = []
+
+
+@contextlib.contextmanager
+def atomic_outputs(create_dir=False):
+    """Write several files as one: yields an :class:`OutputGroup`; only if the body
+    succeeds are all its files renamed into place, so on any error (a full disk, Ctrl-C)
+    every path keeps its old content. An OSError in the body is reported against the file
+    opened last (write the files one after another)."""
+    group = OutputGroup(create_dir)
+    try:
+        yield group
+        group.commit()
+    except OSError as err:
+        error = group.error(err)
+        group.abort()
+        raise error from None
+    except BaseException:
+        group.abort()
+        raise
+
+
 @contextlib.contextmanager
 def atomic_output(path, mode="wb", what="output file", create_dir=False, **open_kwargs):
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -54,46 +163,18 @@ def atomic_output(path, mode="wb", what="output file", create_dir=False, **open_
     If the body raises (or the disk fills), the temporary file is removed and whatever
     was at ``path`` before is left untouched. Yields the open file object.
     """
-    check_output_path(path, what, create_dir=create_dir)
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=parent)
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        _keep_permissions(path, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        _remove_quietly(tmp)
-        raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    with atomic_outputs(create_dir) as group:
+        yield group.open(path, mode, what, **open_kwargs)
 
 
 @contextlib.contextmanager
 def atomic_path(path, what="output file", create_dir=False):
     """Like :func:`atomic_output`, for writers that want a file name (h5py, etc.)."""
-    check_output_path(path, what, create_dir=create_dir)
-    parent = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=parent)
-    os.close(fd)
-    try:
-        yield tmp
-        _keep_permissions(path, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        _remove_quietly(tmp)
-        raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    with atomic_outputs(create_dir) as group:
+        yield group.temp_path(path, what)
 
 
-def _keep_permissions(path, tmp):
+def _keep_permissions(tmp):
     """mkstemp makes 0600 files; give the result the usual umask-based mode instead."""
     umask = os.umask(0)
     os.umask(umask)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, atomic_path, check_input_file, check_output_path
+from .fileio import atomic_outputs, check_input_file, check_output_path
 from .progress import ProgressLine
 from .vocab import Vocab, byte_token
 
@@ -68,13 +68,18 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     dtype = np.uint8 if len(vocab) <= 255 else np.uint32
 
     import h5py  # here, so that importing this module stays cheap
-    with atomic_path(output_h5, "HDF5 output file") as tmp_h5, \
-            atomic_output(output_json, "w", what="JSON output file", encoding="ascii") as f_json:
-        with h5py.File(tmp_h5, "w") as h5:
-            datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
-                        for name, size in zip(_SPLITS, sizes)]
-            _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
-        json.dump(vocab.to_json(), f_json)
+    with atomic_outputs() as files:                    # both appear together, or neither
+        tmp_h5 = files.temp_path(output_h5, "HDF5 output file")
+        try:
+            with h5py.File(tmp_h5, "w") as h5:
+                datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
+                            for name, size in zip(_SPLITS, sizes)]
+                _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
+        except OSError as err:
+            raise TorchRNNError(f"{output_h5}: cannot write HDF5 output file: "
+                                f"{err.strerror or err}") from None
+        json.dump(vocab.to_json(), files.open(output_json, "w", "JSON output file",
+                                              encoding="ascii"))
 
     return {
         "vocab_size": len(vocab),

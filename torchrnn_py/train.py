@@ -178,6 +178,10 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options
         checkpoint = ckpt.load_checkpoint(resume_source)
         options = _resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
+    if opt["batch_size"] % distributed.world_size():
+        raise TorchRNNError(f"-batch_size {opt['batch_size']} is not divisible by the "
+                            f"{distributed.world_size()} processes: each must get the same "
+                            f"number of streams")
     context = distributed.setup(use_cuda=opt["gpu"] >= 0 and opt["gpu_backend"] == "cuda"
                                 and torch.cuda.is_available())
     try:
@@ -454,7 +458,8 @@ def main(argv=None):
         given = parse_torch_options(OPTIONS, args, PROG, explicit_only=True)
         train(verbose=True, handle_signals=True, **given)
         return 0
-    return run_main(PROG, body, argv)
+    # under torchrun every process meets the same bad input: only rank 0 reports it
+    return run_main(PROG, body, argv, report_errors=not distributed.is_secondary())
 
 
 if __name__ == "__main__":

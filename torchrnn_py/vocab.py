@@ -6,6 +6,7 @@ made from text, or ``[N]`` (N in decimal) for a byte above 127 in a vocabulary m
 ``preprocess --encoding bytes`` (that is how the original names such bytes in its JSON).
 """
 import json
+import math
 import re
 
 import numpy as np
@@ -15,6 +16,7 @@ from .fileio import atomic_output, check_input_file
 
 _BYTE_TOKEN = re.compile(r"\[(0|[1-9][0-9]{0,2})\]")
 _DECIMAL = re.compile(r"[0-9]+")
+_MAX_ID_DIGITS = 18        # ids are at most V; longer decimal keys are damage, not ids
 
 
 def byte_token(value):
@@ -269,11 +271,14 @@ def _tokens_from_mapping(mapping, where):
     by_id = {}
     for key, token in mapping.items():
         if isinstance(key, str) and _DECIMAL.fullmatch(key):
+            if len(key) > _MAX_ID_DIGITS:
+                raise TorchRNNError(f"{where}token id {key[:20]}... ({len(key)} digits) is "
+                                    f"far larger than any vocabulary")
             idx = int(key)
         elif isinstance(key, int) and not isinstance(key, bool):
             idx = key
         else:
-            raise TorchRNNError(f"{where}token id {key!r} is not a positive integer")
+            raise TorchRNNError(f"{where}token id {_short(key)} is not a positive integer")
         if idx in by_id:
             raise TorchRNNError(f"{where}token id {idx} appears twice")
         by_id[idx] = token
@@ -282,7 +287,7 @@ def _tokens_from_mapping(mapping, where):
     missing = next((i for i in range(1, len(by_id) + 1) if i not in by_id), None)
     if missing is not None:
         raise TorchRNNError(f"{where}token ids are not contiguous: expected 1..{len(by_id)}, "
-                            f"id {missing} is missing (highest id {max(by_id)})")
+                            f"id {missing} is missing (highest id {_short(max(by_id))})")
     return [by_id[i] for i in range(1, len(by_id) + 1)]
 
 
@@ -291,6 +296,8 @@ def read_vocab(path):
 
     ``idx_to_token`` may be an object with decimal-string keys or a list (ids 1..V); with only
     ``token_to_idx`` the vocabulary is rebuilt from it. When both are present they must agree.
+    Every malformed file (not UTF-8, not JSON, nested too deeply, a key given twice, ids that
+    are not 1..V, tokens that are not strings...) is one TorchRNNError naming the file.
     """
     check_input_file(path, "vocabulary file")
     try:
@@ -299,18 +306,13 @@ def read_vocab(path):
     except OSError as err:
         raise TorchRNNError(f"{path}: cannot read vocabulary file: "
                             f"{err.strerror or err}") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise TorchRNNError(f"{path}: vocabulary file is not UTF-8 text "
-                            f"(bad byte at offset {err.start})") from None
-    except json.JSONDecodeError as err:
-        raise TorchRNNError(f"{path}: vocabulary file is not valid JSON ({err.msg} at line "
-                            f"{err.lineno} column {err.colno})") from None
     where = f"{path}: "
+    data = _load_json(raw, lambda kind, reason: (
+        f"{path}: vocabulary file is not UTF-8 text ({reason})" if kind == "utf-8" else
+        f"{path}: vocabulary file is not valid JSON ({reason})"))
     if not isinstance(data, dict):
         raise TorchRNNError(f"{where}expected a JSON object with idx_to_token and "
-                            f"token_to_idx, found {type(data).__name__}")
+                            f"token_to_idx, found {_json_type(data)}")
     idx_to_token = data.get("idx_to_token")
     token_to_idx = data.get("token_to_idx")
     if idx_to_token is None and token_to_idx is None:
@@ -323,41 +325,117 @@ def read_vocab(path):
             tokens = _tokens_from_mapping(idx_to_token, where + "idx_to_token: ")
         else:
             raise TorchRNNError(f"{where}idx_to_token must be an object or a list, found "
-                                f"{type(idx_to_token).__name__}")
+                                f"{_json_type(idx_to_token)}")
         vocab = Vocab(tokens, source=path)
         if token_to_idx is not None:
             _check_agreement(vocab, token_to_idx, where)
-        return vocab
+        return _check_unicode(vocab, where)
     if not isinstance(token_to_idx, dict):
         raise TorchRNNError(f"{where}token_to_idx must be an object, found "
-                            f"{type(token_to_idx).__name__}")
+                            f"{_json_type(token_to_idx)}")
     inverse = {}
     for token, idx in token_to_idx.items():
         inverse_key = _json_int(idx, where, token)
         if inverse_key in inverse:
             raise TorchRNNError(f"{where}token_to_idx: id {inverse_key} is given to both "
-                                f"{inverse[inverse_key]!r} and {token!r}")
+                                f"{_short(inverse[inverse_key])} and {_short(token)}")
         inverse[inverse_key] = token
-    return Vocab(_tokens_from_mapping(inverse, where + "token_to_idx: "), source=path)
+    return _check_unicode(Vocab(_tokens_from_mapping(inverse, where + "token_to_idx: "),
+                                source=path), where)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """object_pairs_hook: a JSON object as a dict, refusing a key given twice (json keeps
+    the last silently, which would hide a damaged vocabulary)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def _load_json(raw, message):
+    """Parse ``raw`` (bytes) as strict UTF-8 JSON; every failure is one TorchRNNError whose
+    text is ``message(kind, reason)`` (kind: 'utf-8' or 'json')."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TorchRNNError(message("utf-8", f"bad byte at offset {err.start}")) from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        reason = f"{err.msg} at line {err.lineno} column {err.colno}"
+    except _DuplicateKey as err:
+        reason = f"the key {_short(err.args[0])} appears twice in one object"
+    except RecursionError:
+        reason = "nested too deeply to be read"
+    except ValueError as err:            # e.g. an integer of more than 4300 digits
+        reason = "a number has too many digits" if "digits" in str(err) else str(err)
+    raise TorchRNNError(message("json", reason))
+
+
+def _json_type(value):
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_unicode(vocab, where):
+    """Tokens must be real text: a lone surrogate (``\\udc80`` in the JSON) cannot be
+    written as UTF-8 into a checkpoint or printed, so it is refused here."""
+    for idx, token in enumerate(vocab.tokens, start=1):
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TorchRNNError(f"{where}token of id {idx} ({_short(token)}) is not valid Unicode "
+                                f"text (a lone surrogate)") from None
+    return vocab
 
 
 def _json_int(value, where, token):
     """A JSON number that must be a positive integer id (cjson may write 1 as 1.0)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-            or value < 1:
-        raise TorchRNNError(f"{where}token_to_idx: id of {token!r} must be a positive "
-                            f"integer, found {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value != int(value) or value < 1:
+        raise TorchRNNError(f"{where}token_to_idx: id of {_short(token)} must be a positive "
+                            f"integer, found {_short(value)}")
+    if value >= 10 ** _MAX_ID_DIGITS:
+        raise TorchRNNError(f"{where}token_to_idx: id of {_short(token)} is {_short(value)}, "
+                            f"far larger than any vocabulary")
     return int(value)
+
+
+def _short(value, limit=60):
+    """``repr(value)``, cut to ``limit`` characters for messages."""
+    text = repr(value) if not (isinstance(value, int) and abs(value) >= 10 ** 60) \
+        else f"a {len(str(abs(value)))}-digit number"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _check_agreement(vocab, token_to_idx, where):
     if not isinstance(token_to_idx, dict):
         raise TorchRNNError(f"{where}token_to_idx must be an object, found "
-                            f"{type(token_to_idx).__name__}")
+                            f"{_json_type(token_to_idx)}")
     for token, idx in token_to_idx.items():
         if vocab.token_to_idx.get(token) != _json_int(idx, where, token):
             raise TorchRNNError(f"{where}idx_to_token and token_to_idx disagree about token "
-                                f"{token!r} (id {vocab.token_to_idx.get(token)} vs {idx})")
+                                f"{_short(token)} (id {vocab.token_to_idx.get(token)} vs "
+                                f"{_short(idx)})")
     if len(token_to_idx) != len(vocab):
         raise TorchRNNError(f"{where}idx_to_token has {len(vocab)} tokens but token_to_idx "
                             f"has {len(token_to_idx)}")

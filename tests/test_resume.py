@@ -1,0 +1,301 @@
+"""-resume_from: a run interrupted and resumed from its checkpoint gives exactly the losses of
+a run never interrupted (learning-rate decay, Adam reset and state reset after the resume
+point included); Ctrl-C / SIGTERM write that checkpoint; -log_csv; what the original sees."""
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+import torch
+import torchfile
+
+from conftest import GOLDEN
+from torchrnn_py import checkpoint as ckpt
+from torchrnn_py import resume
+from torchrnn_py import train as train_mod
+from torchrnn_py.errors import TorchRNNError
+from torchrnn_py.t7 import read_t7
+
+H5 = GOLDEN / "shakespeare200k.h5"
+JSON = GOLDEN / "shakespeare200k.json"
+GOLDEN_CP100 = GOLDEN / "checkpoints" / "lstm_small_cp_100.t7"
+CSV_HEADER = ["i", "epoch", "loss", "learning_rate", "seconds", "val_loss"]
+NUM_TRAIN = 7          # training batches per epoch of the tiny data set
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """710 train tokens: 7 batches of (2, 50) per epoch; 250 val and test tokens."""
+    tmp = tmp_path_factory.mktemp("resume_data")
+    with h5py.File(H5, "r") as f:
+        splits = {"train": f["train"][:710], "val": f["val"][:250], "test": f["test"][:250]}
+    path = tmp / "tiny.h5"
+    with h5py.File(path, "w") as f:
+        for name, data in splits.items():
+            f.create_dataset(name, data=data)
+    return str(path)
+
+
+def options(tiny, name, **overrides):
+    """3 epochs of 7 iterations, decay (and Adam reset) every epoch, checkpoints every 5:
+    resuming from cp_5 crosses the epoch ends at 7, 14 and 21 and the checkpoints 10..20."""
+    opt = dict(input_h5=tiny, input_json=str(JSON), batch_size=2, seq_length=50,
+               rnn_size=8, wordvec_size=4, num_layers=2, max_epochs=3, gpu=-1,
+               checkpoint_every=5, lr_decay_every=1, lr_decay_factor=0.5, print_every=1,
+               checkpoint_name=str(name))
+    opt.update(overrides)
+    return opt
+
+
+def flags(opt):
+    out = []
+    for key, value in opt.items():
+        out += ["-" + key, str(value)]
+    return out
+
+
+def assert_same_run(a, b):
+    """Two finished runs (train()'s results) are the same to the last bit."""
+    for key in ("train_loss_history", "val_loss_history", "val_loss_history_it"):
+        assert a[key] == b[key], key
+    assert a["i"] == b["i"]
+    for (name, x), (_, y) in zip(a["model"].state_dict().items(),
+                                 b["model"].state_dict().items()):
+        # PyTorch's BatchNorm counter is not in the .t7 and unused with momentum 0.1
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(x, y), name
+
+
+def assert_same_resume_state(path_a, path_b):
+    """The final checkpoints agree on learning rate, Adam moments and steps, cursors, RNG."""
+    a = ckpt.load_checkpoint(path_a)[resume.RESUME_KEY]
+    b = ckpt.load_checkpoint(path_b)[resume.RESUME_KEY]
+    assert a["learning_rate"] == b["learning_rate"]
+    assert a["data_cursor"] == b["data_cursor"]
+    assert len(a["adam"]) == len(b["adam"])
+    for ma, mb in zip(resume._as_list(a["adam"]), resume._as_list(b["adam"])):
+        assert (ma or {}).get("step") == (mb or {}).get("step")
+        if ma:
+            assert torch.equal(ma["m"], mb["m"]) and torch.equal(ma["v"], mb["v"])
+    assert torch.equal(a["torch7_generator"]["key"], b["torch7_generator"]["key"])
+    assert a["torch7_generator"]["pos"] == b["torch7_generator"]["pos"]
+
+
+CASES = {
+    "plain": dict(seed=3),
+    "seeded_dropout": dict(seed=3, dropout=0.3),
+    "batchnorm_dropout": dict(seed=5, dropout=0.3, batchnorm=1),
+    "unseeded_dropout": dict(dropout=0.3),          # PyTorch's generator state is restored
+    "rnn": dict(seed=4, model_type="rnn", dropout=0.2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resume_equals_uninterrupted(case, tiny, tmp_path):
+    full = train_mod.train(**options(tiny, tmp_path / "full" / "cp", **CASES[case]))
+    assert full["i"] == 21 and full["val_loss_history_it"] == [5, 10, 15, 20, 21]
+    resumed = train_mod.train(resume_from=str(tmp_path / "full" / "cp_5.t7"),
+                              checkpoint_name=str(tmp_path / "resumed" / "cp"))
+    assert_same_run(full, resumed)
+    # the decays after the resume point happened: 2e-3 halved at 7, 14 and 21
+    assert_same_resume_state(tmp_path / "full" / "cp_21.t7", tmp_path / "resumed" / "cp_21.t7")
+    final = ckpt.load_checkpoint(tmp_path / "resumed" / "cp_21.t7")
+    assert final[resume.RESUME_KEY]["learning_rate"] == 2e-3 * 0.5 ** 3
+    # the resumed run wrote the checkpoints after 5, with the whole history in each
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("*.t7")) == \
+        ["cp_10.t7", "cp_15.t7", "cp_20.t7", "cp_21.t7"]
+    assert ckpt.read_checkpoint_json(tmp_path / "resumed" / "cp_15.json") == \
+        ckpt.read_checkpoint_json(tmp_path / "full" / "cp_15.json") | \
+        {"opt": ckpt.read_checkpoint_json(tmp_path / "resumed" / "cp_15.json")["opt"]}
+
+
+def test_resume_from_a_later_checkpoint_and_printed_lines(tiny, tmp_path):
+    opt = options(tiny, tmp_path / "full" / "cp", seed=9, dropout=0.3)
+    full_lines, resumed_lines = [], []
+    full = train_mod.train(log=full_lines.append, **opt)
+    resumed = train_mod.train(log=resumed_lines.append,
+                              resume_from=str(tmp_path / "full" / "cp_15.t7"),
+                              checkpoint_name=str(tmp_path / "resumed" / "cp"))
+    assert_same_run(full, resumed)
+    assert resumed_lines[0] == "Running in CPU mode"
+    assert resumed_lines[1] == "Resuming from \t" + str(tmp_path / "full" / "cp_15.t7")
+    # every line after iteration 15 is printed exactly as the uninterrupted run printed it
+    start = full_lines.index(next(line for line in full_lines if "i = 16 /" in line))
+    assert resumed_lines[2:] == full_lines[start:]
+
+
+def _interrupt_at(iteration):
+    """A ``log`` callback that sends this process SIGINT once iteration ``iteration`` is
+    printed (train finishes that iteration, writes cp_<iteration>, raises KeyboardInterrupt)."""
+    def log(line):
+        if f"i = {iteration} /" in line:
+            os.kill(os.getpid(), signal.SIGINT)
+    return log
+
+
+@pytest.mark.parametrize("case", ["seeded_dropout", "batchnorm_dropout", "unseeded_dropout"])
+def test_interrupted_mid_epoch_resumes_exactly(case, tiny, tmp_path):
+    """Stopped at 9 (mid-epoch: live recurrent states, Adam moments of 2 steps since the
+    reset at 7), resumed: the same as never stopped. The reference is the same run resumed
+    from its cp_5 (uninterrupted from 5 on; the only possible twin of an unseeded run),
+    and, when seeded, a fresh run."""
+    cp = tmp_path / "run" / "cp"
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(log=_interrupt_at(9), handle_signals=True,
+                        **options(tiny, cp, **CASES[case]))
+    assert sorted(p.name for p in cp.parent.glob("*.t7")) == ["cp_5.t7", "cp_9.t7"]
+    saved = ckpt.load_checkpoint(tmp_path / "run" / "cp_9.t7")
+    states = resume._as_list(saved[resume.RESUME_KEY]["rnn_states"])
+    assert len(states) == 2 and all(s and s["h"].shape == (2, 8) for s in states)
+    resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"))
+    reference = train_mod.train(resume_from=str(tmp_path / "run" / "cp_5.t7"),
+                                checkpoint_name=str(tmp_path / "reference" / "cp"))
+    assert_same_run(reference, resumed)
+    assert reference["train_loss_history"][:9] == saved["train_loss_history"]
+    if "seed" in CASES[case]:
+        assert_same_run(train_mod.train(**options(tiny, tmp_path / "full" / "cp",
+                                                  **CASES[case])), resumed)
+
+
+def test_log_csv_rows_and_append_on_resume(tiny, tmp_path):
+    full = train_mod.train(**options(tiny, tmp_path / "full" / "cp", seed=2, dropout=0.3))
+    log_csv = tmp_path / "log" / "run.csv"
+    opt = options(tiny, tmp_path / "run" / "cp", seed=2, dropout=0.3, log_csv=str(log_csv))
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(log=_interrupt_at(12), handle_signals=True, **opt)
+    rows = list(csv.reader(log_csv.open()))
+    assert rows[0] == CSV_HEADER and [int(r[0]) for r in rows[1:]] == list(range(1, 13))
+    train_mod.train(resume_from=str(tmp_path / "run" / "cp_12.t7"))    # same -log_csv
+    text = log_csv.read_text()
+    assert text.count("i,epoch") == 1
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == CSV_HEADER
+    assert [int(r["i"]) for r in rows] == list(range(1, 22))            # appended, no gap
+    assert [float(r["loss"]) for r in rows] == full["train_loss_history"]
+    for r in rows:
+        i = int(r["i"])
+        assert float(r["epoch"]) == i / NUM_TRAIN + 1
+        assert float(r["learning_rate"]) == 2e-3 * 0.5 ** (i // NUM_TRAIN)
+        assert (r["val_loss"] != "") == (i in full["val_loss_history_it"])
+    assert [float(r["val_loss"]) for r in rows if r["val_loss"]] == full["val_loss_history"]
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds)                 # the clock goes on from the checkpoint
+
+
+# -- Ctrl-C and SIGTERM on the command line ---------------------------------------------------
+
+def _run_until_signal(tiny, tmp_path, sig, min_rows=8):
+    """Start torchrnn-train in a subprocess (a run far too long to finish), send ``sig``
+    once its -log_csv shows ``min_rows`` rows; returns (returncode, stdout, stderr)."""
+    log_csv = tmp_path / "log.csv"
+    opt = options(tiny, tmp_path / "cv" / "cp", seed=6, dropout=0.3, max_epochs=5000,
+                  checkpoint_every=0, print_every=1, log_csv=str(log_csv))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "torchrnn_py.train"] + flags(opt),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log_csv.exists() and log_csv.read_text().count("\n") > min_rows:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err, opt
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_writes_checkpoint_and_resume_matches(sig, tiny, tmp_path):
+    rc, out, err, opt = _run_until_signal(tiny, tmp_path, sig)
+    assert rc == 130, err
+    assert "Traceback" not in err
+    written = sorted((tmp_path / "cv").glob("*.t7"))
+    assert len(written) == 1 and len(list((tmp_path / "cv").glob("*.json"))) == 1
+    n = int(written[0].stem.split("_")[-1])
+    last = out.strip().splitlines()[-1]
+    assert last == (f"Interrupted after iteration {n}: wrote {written[0]} "
+                    f"(continue with -resume_from {written[0]})")
+    assert f"i = {n} / 35000, loss = " in out and f"i = {n + 1} /" not in out
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert [int(r["i"]) for r in rows] == list(range(1, n + 1))
+    # resume (with a shorter run) == the same shorter run never interrupted
+    epochs = n // NUM_TRAIN + 2
+    resumed = train_mod.train(resume_from=str(written[0]), max_epochs=epochs,
+                              checkpoint_name=str(tmp_path / "resumed" / "cp"))
+    full = train_mod.train(**dict(opt, max_epochs=epochs, log_csv="",
+                                  checkpoint_name=str(tmp_path / "full" / "cp")))
+    assert len(full["train_loss_history"]) == epochs * NUM_TRAIN > n
+    assert_same_run(full, resumed)
+    assert [float(r["loss"]) for r in rows] == full["train_loss_history"][:n]
+
+
+# -- what cannot be resumed --------------------------------------------------------------------
+
+def _main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = train_mod.main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_checkpoint_without_resume_state_suggests_init_from(tiny, tmp_path):
+    rc, out, err = _main(flags(options(tiny, tmp_path / "cp", resume_from=str(GOLDEN_CP100),
+                                       input_json=str(JSON))))
+    assert rc == 1
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert str(GOLDEN_CP100) in lines[0] and "-init_from" in lines[0]
+    assert "resume" in lines[0] and "Traceback" not in out + err
+    with pytest.raises(TorchRNNError, match="-init_from"):
+        train_mod.train(resume_from=str(GOLDEN_CP100))
+
+
+@pytest.mark.parametrize("flag,value", [("batch_size", 1), ("seq_length", 25)])
+def test_changing_batch_shape_on_resume_is_one_line(flag, value, tiny, tmp_path):
+    train_mod.train(**options(tiny, tmp_path / "cp", seed=1, max_epochs=1))
+    rc, out, err = _main(["-resume_from", str(tmp_path / "cp_5.t7"), f"-{flag}", str(value)])
+    assert rc == 1
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and f"-{flag}" in lines[0] and "resum" in lines[0], err
+    assert "Traceback" not in out + err
+
+
+# -- what the original programs see ----------------------------------------------------------
+
+def test_original_visible_structure_is_untouched(tiny, tmp_path):
+    cp = tmp_path / "run" / "cp"
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(log=_interrupt_at(3), handle_signals=True,
+                        **options(tiny, cp, seed=1, dropout=0.3, batchnorm=1))
+    golden_t7 = read_t7(GOLDEN / "checkpoints" / "lstm_small_cp_159.t7")
+    ours = read_t7(tmp_path / "run" / "cp_3.t7")
+    assert set(ours) == set(golden_t7) | {resume.RESUME_KEY}
+    assert ours["model"].class_name == golden_t7["model"].class_name == "nn.LanguageModel"
+    # an independent reader (what Torch7 would see) loads it, resume state and all
+    loaded = torchfile.load(str(tmp_path / "run" / "cp_3.t7"))
+    assert loaded[b"i"] == 3 and loaded[b"model"].torch_typename() == b"nn.LanguageModel"
+    # the JSON twin has exactly the original's keys: no resume state there
+    golden_json = json.loads((GOLDEN / "checkpoints" / "lstm_small_cp_159.json").read_text())
+    ours_json = json.loads((tmp_path / "run" / "cp_3.json").read_text())
+    assert set(ours_json) == set(golden_json)
+    assert not any(key.startswith("torchrnn_py") for key in ours_json)
+    assert set(golden_json["opt"]) <= set(ours_json["opt"])
+    # and the checkpoint still works for -init_from, which ignores the resume state
+    started = train_mod.train(init_from=str(tmp_path / "run" / "cp_3.t7"),
+                              **{k: v for k, v in options(tiny, tmp_path / "init" / "cp",
+                                                          max_epochs=1).items()
+                                 if k not in ("rnn_size", "wordvec_size", "num_layers")})
+    assert started["i"] == NUM_TRAIN
