@@ -122,17 +122,19 @@ class TorchGenerator:
         """``n`` draws of ``torch.bernoulli(p)`` as a bool array (``uniform() <= p``)."""
         return self._bits.random_raw(n) * _INV_2_32 <= p
 
-    def multinomial(self, probs):
+    def multinomial(self, probs, validate=True):
         """One 0-based index per row of ``probs`` (1-D or 2-D), as ``torch.multinomial(p, 1)``.
 
         Rows are visited in order, one uniform each. Returns an int or an int64 array.
+        ``validate=False`` skips the check that every row sums to a finite positive number
+        (for callers that know it, on a hot path).
         """
         p = probs if isinstance(probs, np.ndarray) and probs.dtype == np.float64 \
             else np.asarray(probs, dtype=np.float64)
         rows = p.reshape(1, -1) if p.ndim == 1 else p
         cum = np.cumsum(rows, axis=1)
         total = cum[:, -1:]
-        if not (total.min() > 0 and np.isfinite(total).min()):
+        if validate and not (total.min() > 0 and np.isfinite(total).min()):
             raise ValueError("invalid multinomial distribution (sum of probabilities <= 0 "
                              "or not finite)")
         cum /= total

@@ -56,7 +56,8 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
         while produced < length:
             if sample:
                 with np.errstate(over="ignore"):
-                    chosen = gen.multinomial(torch7_probabilities(scores, temperature))
+                    chosen = gen.multinomial(torch7_probabilities(scores, temperature),
+                                             validate=False)
             else:
                 chosen = np.argmax(scores, axis=1)                       # first maximum
             ids = to_token_id(chosen.astype(np.int64, copy=False))      # (K,)
@@ -73,15 +74,18 @@ def torch7_probabilities(scores, temperature):
     float type), each row divided by its running sum. Rows whose ``exp`` overflows (the
     original then fails with "invalid multinomial distribution") are computed with their
     maximum subtracted first, which is the same distribution, safely."""
-    scaled = (scores / scores.dtype.type(temperature)).astype(np.float64)   # (K, V)
+    scaled = scores if temperature == 1 else scores / scores.dtype.type(temperature)
     with np.errstate(over="ignore"):
-        probs = np.exp(scaled)
+        probs = np.exp(scaled, dtype=np.float64)                             # (K, V)
     total = np.cumsum(probs, axis=1)[:, -1:]                                 # sequential sum
-    if total.min() > 0 and total.max() < np.inf:
-        return probs / total
+    if (0.0 < float(total[0, 0]) < np.inf) if total.shape[0] == 1 else \
+            (total.min() > 0 and total.max() < np.inf):
+        probs /= total
+        return probs
     bad = ~(np.isfinite(total[:, 0]) & (total[:, 0] > 0))
     if bad.any():
-        shifted = np.exp(scaled[bad] - scaled[bad].max(axis=1, keepdims=True))
+        worst = scaled[bad].astype(np.float64)
+        shifted = np.exp(worst - worst.max(axis=1, keepdims=True))
         probs[bad] = shifted
         total[bad] = np.cumsum(shifted, axis=1)[:, -1:]
     return probs / total
@@ -92,67 +96,94 @@ class NumpyStepper:
 
     Starts from the states the model's recurrent layers remember (e.g. after the start
     text) or zeros. ``step(ids)`` takes 1-based ids (K,) and returns scores (K, V) in the
-    model's float type. The first layer's input projection ``E Wx + b`` is precomputed for
-    every token, so its step is a row lookup plus ``h Wh``.
+    model's float type. Each layer keeps its input and its hidden state side by side in
+    one buffer ``[x, h]`` (K, D+H), so that ``x Wx + h Wh`` is one product with torch-rnn's
+    ``weight (D+H, G)``; the first layer's ``E Wx + b`` is precomputed for every token.
     """
 
     def __init__(self, model, num_streams):
         K = num_streams
-        dtype = model.linear.weight.dtype
         as_np = lambda t: t.detach().cpu().contiguous().numpy()              # noqa: E731
         self.lstm = model.model_type == "lstm"
-        self.layers = []
         embedding = as_np(model.embedding.weight)                            # (V, D)
+        self.layers = []
         for index, rnn in enumerate(model.rnns):
-            D, H = rnn.input_dim, rnn.hidden_dim
             weight, bias = as_np(rnn.weight), as_np(rnn.bias)                # (D+H, G), (G,)
-            layer = {"H": H, "Wh": np.ascontiguousarray(weight[D:])}
-            if index == 0:
-                layer["table"] = embedding @ weight[:D] + bias               # (V, G)
-            else:
-                layer["Wx"], layer["b"] = np.ascontiguousarray(weight[:D]), bias
-            state = rnn.state
-            if state is not None and state[0].shape[0] == K:
-                layer["h"] = as_np(state[0].to(dtype)).copy()                # (K, H)
-                layer["c"] = as_np(state[1].to(dtype)).copy() if self.lstm else None
-            else:
-                layer["h"] = np.zeros((K, H), dtype=weight.dtype)
-                layer["c"] = np.zeros((K, H), dtype=weight.dtype) if self.lstm else None
-            layer["gates"] = np.empty((K, weight.shape[1]), dtype=weight.dtype)
-            layer["tmp"] = np.empty_like(layer["gates"])
-            layer["scale"], layer["shift"] = _eval_affine(model, index)
-            self.layers.append(layer)
+            self.layers.append(_StepLayer(index, rnn, weight, bias, embedding, K,
+                                          *_eval_affine(model, index)))
+        for layer, following in zip(self.layers, self.layers[1:]):
+            layer.out = following.x                                          # feeds the next
         self.W_out = np.ascontiguousarray(as_np(model.linear.weight).T)      # (H, V)
         self.b_out = as_np(model.linear.bias)                                # (V,)
+        self.scores = np.empty((K, self.b_out.shape[0]), dtype=self.b_out.dtype)
 
     def step(self, ids):
-        """ids (K,) 1-based -> scores (K, V)."""
-        x = None
-        for index, layer in enumerate(self.layers):
-            gates, tmp, H = layer["gates"], layer["tmp"], layer["H"]
-            if index == 0:
-                np.take(layer["table"], to_index(ids), axis=0, out=gates)  # x Wx + b
-            else:
-                np.dot(x, layer["Wx"], out=gates)
-                gates += layer["b"]
-            np.dot(layer["h"], layer["Wh"], out=tmp)
-            gates += tmp                                                   # (K, G)
-            h = layer["h"]
-            if self.lstm:
-                c = layer["c"]
+        """ids (K,) 1-based -> scores (K, V) (a buffer reused by the next step)."""
+        rows = to_index(ids)
+        if rows.shape[0] == 1:
+            rows = int(rows[0])                      # one stream: a row view, not a copy
+        lstm = self.lstm
+        for layer in self.layers:
+            gates, H = layer.gates, layer.H
+            np.dot(layer.xh, layer.W, out=gates)                           # x Wx + h Wh
+            gates += layer.table[rows] if layer.table is not None else layer.b
+            h = layer.h
+            if lstm:
+                c, tmp = layer.c, layer.tmp
                 expit(gates[:, :3 * H], out=gates[:, :3 * H])              # i, f, o
                 np.tanh(gates[:, 3 * H:], out=gates[:, 3 * H:])            # g
                 c *= gates[:, H:2 * H]
-                np.multiply(gates[:, :H], gates[:, 3 * H:], out=tmp[:, :H])
-                c += tmp[:, :H]                                            # c = f c + i g
+                np.multiply(gates[:, :H], gates[:, 3 * H:], out=tmp)
+                c += tmp                                                   # c = f c + i g
                 np.tanh(c, out=h)
                 h *= gates[:, 2 * H:3 * H]                                 # h = o tanh(c)
             else:
                 np.tanh(gates, out=h)
-            x = h
-            if layer["scale"] is not None:
-                x = x * layer["scale"] + layer["shift"]
-        return x @ self.W_out + self.b_out                                 # (K, V)
+            out = layer.out
+            if layer.scale is not None:
+                np.multiply(h, layer.scale, out=out)
+                out += layer.shift
+            elif out is not h:
+                np.copyto(out, h)
+        np.dot(self.layers[-1].out, self.W_out, out=self.scores)
+        self.scores += self.b_out
+        return self.scores                                                 # (K, V)
+
+
+class _StepLayer:
+    """Buffers and weights of one recurrent layer for :class:`NumpyStepper`."""
+
+    __slots__ = ("H", "xh", "x", "h", "c", "W", "b", "table", "gates", "tmp", "scale",
+                 "shift", "out")
+
+    def __init__(self, index, rnn, weight, bias, embedding, K, scale, shift):
+        D, H = rnn.input_dim, rnn.hidden_dim
+        dtype = weight.dtype
+        self.H = H
+        if index == 0:            # the input part comes from the precomputed table
+            self.table = embedding @ weight[:D] + bias                       # (V, G)
+            self.b = None
+            self.W = np.ascontiguousarray(weight[D:])                        # (H, G)
+            self.xh = np.zeros((K, H), dtype=dtype)
+            self.x = None
+            self.h = self.xh
+        else:
+            self.table, self.b = None, bias
+            self.W = weight                                                  # (D+H, G)
+            self.xh = np.zeros((K, D + H), dtype=dtype)
+            self.x, self.h = self.xh[:, :D], self.xh[:, D:]
+        state = rnn.state
+        self.c = np.zeros((K, H), dtype=dtype) if rnn.gates == 4 else None
+        if state is not None and state[0].shape[0] == K:
+            self.h[...] = state[0].detach().cpu().numpy()
+            if self.c is not None:
+                self.c[...] = state[1].detach().cpu().numpy()
+        self.gates = np.empty((K, weight.shape[1]), dtype=dtype)
+        self.tmp = np.empty((K, H), dtype=dtype)
+        self.scale, self.shift = scale, shift
+        self.out = self.h         # the last layer's output is its state (or scaled copy)
+        if scale is not None:
+            self.out = np.empty((K, H), dtype=dtype)
 
 
 def _eval_affine(model, index):
