@@ -3,7 +3,6 @@
 fields, classes, versions and storage layout of the original's files, old and CUDA
 variants load, and the JSON is written the way lua-cjson writes it."""
 import json
-import math
 import re
 import struct
 
@@ -17,7 +16,7 @@ from torchrnn_py import checkpoint as ckpt
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.model import LanguageModel
 from torchrnn_py.rng import TorchGenerator
-from torchrnn_py.t7 import Storage, TorchObject, read_t7, write_t7
+from torchrnn_py.t7 import TorchObject, read_t7, write_t7
 from torchrnn_py.vocab import Vocab
 
 CHECKPOINTS = GOLDEN / "checkpoints"

@@ -10,7 +10,6 @@ Faults are injected into the ``os`` functions that :mod:`torchrnn_py.fileio` use
 import contextlib
 import errno
 import io
-import json
 import os
 import shutil
 import subprocess

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import GOLDEN, PREPROCESS
+from conftest import GOLDEN
 from torchrnn_py import data as data_mod
 from torchrnn_py.bintoutf8 import check_table, read_table
 from torchrnn_py.checkpoint import read_checkpoint_json

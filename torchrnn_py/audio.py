@@ -57,7 +57,7 @@ from .bintoutf8 import (MODES, TextDecoder, default_table_path, encode_bytes, pa
                         read_table, write_table)
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_input_file, check_output_path
+from .fileio import atomic_output, check_distinct, check_input_file, check_output_path
 from .progress import ProgressLine
 
 PROG = "torchrnn-audio"
@@ -152,25 +152,6 @@ def check_rate(rate, what="sample rate"):
 def _check_mode(mode):
     if mode not in MODES:
         raise TorchRNNError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
-
-
-def _same_file(a, b):
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _check_distinct(**paths):
-    """Refuse to let one output overwrite the input or another output."""
-    items = [(k, v) for k, v in paths.items() if v]
-    for i, (name_a, a) in enumerate(items):
-        for name_b, b in items[i + 1:]:
-            if _same_file(a, b):
-                raise TorchRNNError(f"{b}: the {name_b.replace('_', ' ')} would overwrite the "
-                                    f"{name_a.replace('_', ' ')}; choose another name")
 
 
 # --------------------------------------------------------------------------- G.711 and PCM
@@ -555,7 +536,7 @@ def encode_audio(in_wav, out_path, rate=DEFAULT_RATE, fmt="ulaw", raw=False,
             table_path = table_path or default_table_path(out_path)
     check_input_file(in_wav, "WAV file")
     what = "raw output" if raw else "text output"
-    _check_distinct(input_WAV=in_wav, **{what.replace(" ", "_"): out_path},
+    check_distinct(input_WAV=in_wav, **{what.replace(" ", "_"): out_path},
                     table_output=table_path)
     check_output_path(out_path, what)
     if table_path:
@@ -620,7 +601,7 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
                 raise TorchRNNError(f"{table_path}: .bcl table not found; bcl mode needs the "
                                     f"table written when encoding{hint}")
             table = read_table(table_path)
-    _check_distinct(input_file=in_path, WAV_output=out_wav, table_file=table_path)
+    check_distinct(input_file=in_path, WAV_output=out_wav, table_file=table_path)
     check_output_path(out_wav, "WAV output")
 
     with open(in_path, "rb") as f:

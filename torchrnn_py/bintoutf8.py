@@ -33,7 +33,8 @@ import numpy as np
 
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, atomic_outputs, check_input_file, check_output_path
+from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
+                     check_output_path)
 
 MODES = ("bcl", "offset")
 OFFSET_BASE = 0x3900
@@ -313,25 +314,6 @@ def default_decoded_path(text_path):
     return path if path != text_path else text_path + DECODED_EXTENSION
 
 
-def _same_file(a, b):
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _check_distinct(**paths):
-    """Refuse to let one output overwrite the input or another output."""
-    items = [(k, v) for k, v in paths.items() if v]
-    for i, (name_a, a) in enumerate(items):
-        for name_b, b in items[i + 1:]:
-            if _same_file(a, b):
-                raise TorchRNNError(f"{b}: the {name_b.replace('_', ' ')} would overwrite the "
-                                    f"{name_a.replace('_', ' ')}; choose another name")
-
-
 def _check_chunk_size(chunk_size):
     if not isinstance(chunk_size, int) or chunk_size <= 0:
         raise TorchRNNError(f"chunk size must be a positive integer, found {chunk_size!r}")
@@ -376,7 +358,7 @@ def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
             raise TorchRNNError("offset mode uses no table (--table is for bcl mode)")
     else:
         table_path = table_path or default_table_path(out_path)
-    _check_distinct(input_file=in_path, text_output=out_path, table_output=table_path)
+    check_distinct(input_file=in_path, text_output=out_path, table_output=table_path)
     check_output_path(out_path, "text output")
     if table_path:
         check_output_path(table_path, f"{TABLE_EXTENSION} table")
@@ -422,7 +404,7 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
             raise TorchRNNError(f"{table_path}: {TABLE_EXTENSION} table not found; bcl mode "
                                 f"needs the table written when encoding{hint}")
         table = read_table(table_path)
-    _check_distinct(input_file=in_path, output_file=out_path, table_file=table_path)
+    check_distinct(input_file=in_path, output_file=out_path, table_file=table_path)
     check_output_path(out_path)
 
     decoder = TextDecoder(mode, table, policy, source=in_path)

@@ -22,7 +22,7 @@ import os
 import torch
 
 from .errors import TorchRNNError
-from .fileio import atomic_outputs, check_input_file
+from .fileio import atomic_outputs, check_input_file, parse_json, read_input_bytes
 from .model import LanguageModel
 from .t7 import Storage, TorchObject, read_t7, write_t7
 from .vocab import Vocab
@@ -446,16 +446,8 @@ def read_checkpoint_json(path):
     integers). Anything malformed (not UTF-8, not JSON, nested too deeply, a key given
     twice, wrong types) is one TorchRNNError naming the file.
     """
-    from .vocab import _load_json
-
-    check_input_file(path, "checkpoint JSON")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read checkpoint JSON: "
-                            f"{err.strerror or err}") from None
-    data = _load_json(raw, lambda kind, reason: (
+    raw = read_input_bytes(path, "checkpoint JSON")
+    data = parse_json(raw, lambda kind, reason: (
         f"{path}: not a valid checkpoint JSON "
         f"({'not UTF-8 text: ' if kind == 'utf-8' else ''}{reason})"))
 

@@ -1,5 +1,6 @@
 """Small file helpers shared by every stage: clear input errors and atomic outputs."""
 import contextlib
+import json
 import os
 import tempfile
 
@@ -22,6 +23,74 @@ def check_input_file(path, what="input file"):
         raise TorchRNNError(f"{path}: expected a {what}, found a directory")
     if not os.access(path, os.R_OK):
         raise TorchRNNError(f"{path}: {what} is not readable (permission denied)")
+
+
+def read_input_bytes(path, what="input file"):
+    """The whole content of a (small) input file, or one clear error naming it."""
+    check_input_file(path, what)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs):
+    """object_pairs_hook: a JSON object as a dict, refusing a key given twice (json keeps
+    the last silently, which would hide a damaged vocabulary)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def parse_json(raw, message):
+    """Parse ``raw`` (bytes) as strict UTF-8 JSON; every failure is one TorchRNNError whose
+    text is ``message(kind, reason)`` (kind: 'utf-8' or 'json')."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TorchRNNError(message("utf-8", f"bad byte at offset {err.start}")) from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        reason = f"{err.msg} at line {err.lineno} column {err.colno}"
+    except _DuplicateKey as err:
+        key = repr(err.args[0])
+        reason = f"the key {key if len(key) <= 60 else key[:57] + '...'} appears twice in one object"
+    except RecursionError:
+        reason = "nested too deeply to be read"
+    except ValueError as err:            # e.g. an integer of more than 4300 digits
+        reason = "a number has too many digits" if "digits" in str(err) else str(err)
+    raise TorchRNNError(message("json", reason))
+
+
+def check_distinct(**paths):
+    """Refuse to let one output overwrite the input or another output (keyword names
+    say what each path is, e.g. ``input_file=..., text_output=...``)."""
+    items = [(k, v) for k, v in paths.items() if v]
+    for i, (name_a, a) in enumerate(items):
+        for name_b, b in items[i + 1:]:
+            if _same_file(a, b):
+                raise TorchRNNError(f"{b}: the {name_b.replace('_', ' ')} would overwrite the "
+                                    f"{name_a.replace('_', ' ')}; choose another name")
+
+
+def _same_file(a, b):
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_output_path(path, what="output file", create_dir=False):

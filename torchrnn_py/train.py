@@ -124,7 +124,6 @@ def torch7_loss_value(scores, targets, context=None):
     With a distributed ``context`` the rows of every process are gathered first, so the
     value is the whole batch's, computed as one process would.
     """
-    V = scores.shape[-1]
     with torch.no_grad():
         logp = (scores.detach().double().log_softmax(-1)
                 .gather(2, to_index(targets).unsqueeze(2)).float())      # (N, T, 1)

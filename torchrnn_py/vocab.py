@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_input_file
+from .fileio import atomic_output, parse_json, read_input_bytes
 
 _BYTE_TOKEN = re.compile(r"\[(0|[1-9][0-9]{0,2})\]")
 _DECIMAL = re.compile(r"[0-9]+")
@@ -299,15 +299,9 @@ def read_vocab(path):
     Every malformed file (not UTF-8, not JSON, nested too deeply, a key given twice, ids that
     are not 1..V, tokens that are not strings...) is one TorchRNNError naming the file.
     """
-    check_input_file(path, "vocabulary file")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read vocabulary file: "
-                            f"{err.strerror or err}") from None
+    raw = read_input_bytes(path, "vocabulary file")
     where = f"{path}: "
-    data = _load_json(raw, lambda kind, reason: (
+    data = parse_json(raw, lambda kind, reason: (
         f"{path}: vocabulary file is not UTF-8 text ({reason})" if kind == "utf-8" else
         f"{path}: vocabulary file is not valid JSON ({reason})"))
     if not isinstance(data, dict):
@@ -342,43 +336,6 @@ def read_vocab(path):
         inverse[inverse_key] = token
     return _check_unicode(Vocab(_tokens_from_mapping(inverse, where + "token_to_idx: "),
                                 source=path), where)
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _unique_keys(pairs):
-    """object_pairs_hook: a JSON object as a dict, refusing a key given twice (json keeps
-    the last silently, which would hide a damaged vocabulary)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
-def _load_json(raw, message):
-    """Parse ``raw`` (bytes) as strict UTF-8 JSON; every failure is one TorchRNNError whose
-    text is ``message(kind, reason)`` (kind: 'utf-8' or 'json')."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise TorchRNNError(message("utf-8", f"bad byte at offset {err.start}")) from None
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as err:
-        reason = f"{err.msg} at line {err.lineno} column {err.colno}"
-    except _DuplicateKey as err:
-        reason = f"the key {_short(err.args[0])} appears twice in one object"
-    except RecursionError:
-        reason = "nested too deeply to be read"
-    except ValueError as err:            # e.g. an integer of more than 4300 digits
-        reason = "a number has too many digits" if "digits" in str(err) else str(err)
-    raise TorchRNNError(message("json", reason))
 
 
 def _json_type(value):
