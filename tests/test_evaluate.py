@@ -245,3 +245,9 @@ def test_bare_model_needs_and_accepts_batch_size_and_seq_length(tmp_path, capsys
     assert status == 0
     status, reference, _ = run(["-checkpoint", CP, "-input_h5", H5] + CPU, capsys)
     assert out.splitlines()[-1] == reference.splitlines()[-1]
+
+
+def test_a_bad_size_flag_is_blamed_on_the_flag(capsys):
+    status, _, err = run(["-checkpoint", CP, "-input_h5", H5, "-batch_size", -3] + CPU, capsys)
+    assert status != 0 and len(err.strip().splitlines()) == 1
+    assert "-batch_size must be a positive integer" in err

@@ -133,3 +133,11 @@ def test_bad_inputs(tmp_path, capsys, content, needle):
     status = plot.main([str(path), "-o", str(out)])
     _one_error_line(capsys, status, needle)
     assert out.read_bytes() == b"keep me"
+
+
+def test_output_never_overwrites_an_input(tmp_path, capsys):
+    path = tmp_path / "cp.json"
+    path.write_bytes((LEGACY / "placenames_checkpoint_8450.json").read_bytes())
+    status = plot.main([str(path), "-o", str(path)])
+    _one_error_line(capsys, status, "overwrite")
+    assert path.read_bytes() == (LEGACY / "placenames_checkpoint_8450.json").read_bytes()

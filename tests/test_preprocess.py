@@ -452,3 +452,12 @@ def test_library_rejects_bad_fractions_before_reading(tmp_path):
         with pytest.raises(TorchRNNError):
             preprocess(str(tmp_path / "missing.txt"), str(tmp_path / "o.h5"),
                        str(tmp_path / "o.json"), val_frac=val_frac, test_frac=test_frac)
+
+
+def test_outputs_never_overwrite_the_input(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"hello world\n" * 10)
+    status = main(["--input_txt", str(src), "--output_h5", str(src),
+                   "--output_json", str(tmp_path / "o.json")])
+    _assert_one_error_line(status, capsys.readouterr(), "overwrite")
+    assert src.read_bytes() == b"hello world\n" * 10

@@ -318,3 +318,32 @@ def test_defaults_are_sample_lua_defaults():
     assert {k: sample_mod.DEFAULTS[k] for k in SAMPLE_LUA_FLAGS} == {
         "checkpoint": "cv/checkpoint_4000.t7", "length": 2000, "start_text": "",
         "sample": 1, "temperature": 1, "gpu": 0, "gpu_backend": "cuda", "verbose": 0}
+
+
+# -- fixes from review ------------------------------------------------------------------------
+
+def test_verbose_above_one_prints_the_seeding_line_only(capsys):
+    # sample.lua prints the backend at -verbose 1 only, LM:sample seeds "if verbose > 0"
+    status, out, _ = run(["-checkpoint", CP, "-length", 20,
+                          "-verbose", 2, "-seed", 1] + CPU, capsys)
+    lines = out.splitlines()
+    assert status == 0 and lines[0] == "Seeding with uniform probabilities"
+    assert "Running in CPU mode" not in out
+
+
+def test_output_file_never_overwrites_the_checkpoint(tmp_path, capsys):
+    checkpoint = tmp_path / "cp.t7"
+    checkpoint.write_bytes(CP.read_bytes())
+    before = checkpoint.read_bytes()
+    status, _, err = run(["-checkpoint", checkpoint, "-length", 10, "-output_file",
+                          checkpoint] + CPU, capsys)
+    assert status != 0 and "overwrite" in err and len(err.strip().splitlines()) == 1
+    assert checkpoint.read_bytes() == before
+
+
+def test_bcl_table_without_output_file_warns(bcl_model, capsys):
+    checkpoint, table_path, _ = bcl_model
+    status, out, err = run(["-checkpoint", checkpoint, "-length", 30, "-seed", 1,
+                            "-bcl_table", table_path] + CPU, capsys)
+    assert status == 0 and len(out) == 31
+    assert "-bcl_table only applies with -output_file" in err

@@ -296,3 +296,17 @@ def test_chinese_start_text_through_the_command(chinese, capsys):
     assert err == ""
     assert out.endswith("\n") and out.startswith(start)
     assert out[:-1] == chinese.sample(20, start, seed=4)
+
+
+def test_torch_stepper_agrees_with_numpy_stepper():
+    # the GPU path (the model's own forward, one step at a time), run here on the CPU
+    from torchrnn_py.sampling import TorchStepper
+    model = load_model(str(GOLDEN / "checkpoints" / "lstm_bn_dropout_cp_159.t7"))
+    model.reset_states()
+    numpy_stepper = NumpyStepper(model, 3)
+    torch_stepper = TorchStepper(model)
+    for ids in ([1, 2, 3], [5, 5, 5], [9, 1, 40]):
+        ids = np.array(ids, dtype=np.int64)
+        expected = numpy_stepper.step(ids).copy()
+        assert np.allclose(torch_stepper.step(ids), expected, atol=2e-5)
+    model.reset_states()

@@ -499,3 +499,47 @@ def test_defaults_are_train_lua_defaults():
     assert [name for name, _, _ in train_mod.OPTIONS][:len(TRAIN_LUA_FLAGS)] == TRAIN_LUA_FLAGS
     for name, value in expected.items():
         assert train_mod.DEFAULTS[name] == value, name
+
+
+# -- fixes from review ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_max_epochs_must_be_finite(tiny, tmp_path, value):
+    rc, out, err = run_main(tiny_flags(tiny, tmp_path, max_epochs=value))
+    assert rc != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "-max_epochs" in err
+
+
+def test_batchnorm_flag_means_one_as_in_the_lua(tiny, tmp_path):
+    # LanguageModel.lua adds BatchNormalization only when batchnorm == 1
+    assert LanguageModel({1: "a", 2: "b"}, batchnorm=2).batchnorm == 0
+    assert len(LanguageModel({1: "a", 2: "b"}, batchnorm=1).batchnorms) == 2
+    result = train_mod.train(**tiny_options(tiny, tmp_path, batchnorm=2, max_epochs=0.3))
+    assert len(result["model"].batchnorms) == 0
+
+
+def test_memory_benchmark_is_recorded_as_off_on_the_cpu(tiny, tmp_path):
+    # train.lua sets opt.memory_benchmark = 0 outside CUDA, and saves it that way
+    train_mod.train(**tiny_options(tiny, tmp_path, memory_benchmark=1, max_epochs=0.3))
+    saved = ckpt.read_checkpoint_json(str(tmp_path / "cv" / "cp_2.json"))
+    assert saved["opt"]["memory_benchmark"] == 0
+
+
+def test_init_from_a_bare_model_file_keeps_counting_from_zero(tiny, tmp_path):
+    first = train_mod.train(**tiny_options(tiny, tmp_path, max_epochs=0.3))
+    bare = tmp_path / "bare.t7"
+    write_t7(str(bare), ckpt.model_to_t7(first["model"]))          # torch.save(model) alone
+    result = train_mod.train(**tiny_options(tiny, tmp_path, init_from=str(bare),
+                                            reset_iterations=0, max_epochs=0.3))
+    assert result["i"] == 2 and len(result["train_loss_history"]) == 2
+
+
+def test_log_csv_resumed_from_an_earlier_checkpoint_has_each_iteration_once(tiny, tmp_path):
+    csv_path = tmp_path / "run.csv"
+    train_mod.train(**tiny_options(tiny, tmp_path, checkpoint_every=2, log_csv=str(csv_path)))
+    assert [row.split(",")[0] for row in csv_path.read_text().splitlines()[1:]] == \
+        [str(i) for i in range(1, 8)]
+    train_mod.train(resume_from=str(tmp_path / "cv" / "cp_4.t7"), log_csv=str(csv_path))
+    rows = csv_path.read_text().splitlines()
+    assert rows[0] == "i,epoch,loss,learning_rate,seconds,val_loss"
+    assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(1, 8)]

@@ -213,3 +213,10 @@ def test_read_missing_file(tmp_path):
         read_vocab(tmp_path / "nope.json")
     with pytest.raises(TorchRNNError, match="directory"):
         read_vocab(tmp_path)
+
+
+def test_vocabulary_of_only_byte_tokens_encodes_and_rejects_cleanly():
+    vocab = Vocab({1: "[200]", 2: "[201]"})
+    assert vocab.encode("[201][200]").tolist() == [2, 1]
+    with pytest.raises(TorchRNNError, match="not in the vocabulary"):
+        vocab.encode("a")

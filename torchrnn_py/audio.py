@@ -53,11 +53,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .bintoutf8 import (MODES, TextDecoder, default_table_path, encode_bytes, parse_unknown,
-                        read_table, write_table)
+from .bintoutf8 import (MODES, TextDecoder, check_mode, default_table_path, encode_bytes, parse_unknown,
+                        read_table)
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_distinct, check_input_file, check_output_path
+from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
+                     check_output_path)
 from .progress import ProgressLine
 
 PROG = "torchrnn-audio"
@@ -147,11 +148,6 @@ def check_rate(rate, what="sample rate"):
     if rate > MAX_RATE:
         raise TorchRNNError(f"{what} {rate} Hz is beyond {MAX_RATE} Hz")
     return int(rate)
-
-
-def _check_mode(mode):
-    if mode not in MODES:
-        raise TorchRNNError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
 
 
 # --------------------------------------------------------------------------- G.711 and PCM
@@ -528,7 +524,7 @@ def encode_audio(in_wav, out_path, rate=DEFAULT_RATE, fmt="ulaw", raw=False,
             raise TorchRNNError("raw output has no table (the table is for bcl text)")
         mode = None
     else:
-        _check_mode(mode)
+        check_mode(mode)
         if mode == "offset":
             if table_path:
                 raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")
@@ -550,10 +546,10 @@ def encode_audio(in_wav, out_path, rate=DEFAULT_RATE, fmt="ulaw", raw=False,
     else:
         text, table = encode_bytes(codes, mode)
         payload = text.encode("utf-8")
-        with atomic_output(out_path, "wb", what=what) as out:
-            out.write(payload)
+        with atomic_outputs() as files:             # the text and its table appear together
+            files.open(out_path, "wb", what).write(payload)
             if table_path:
-                write_table(table_path, table)
+                files.open(table_path, "wb", ".bcl table").write(table)
     return EncodeSummary(
         source_rate=info.rate, source_channels=info.channels, source_encoding=info.encoding,
         source_seconds=info.samples.size / info.rate, rate=target, fmt=fmt,
@@ -590,7 +586,7 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
         if table_path:
             raise TorchRNNError("raw input has no table (the table is for bcl text)")
     else:
-        _check_mode(mode)
+        check_mode(mode)
         if mode == "offset":
             if table_path:
                 raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")

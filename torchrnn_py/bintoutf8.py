@@ -175,14 +175,15 @@ def _as_uint8(data):
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _check_mode(mode):
+def check_mode(mode):
+    """Refuse a BinToUTF8 mode other than bcl and offset."""
     if mode not in MODES:
         raise TorchRNNError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
 
 
 def _codepoints(mode, table, source="table"):
     """Byte value -> code point (uint16[256]) for ``mode`` (and ``table`` in bcl mode)."""
-    _check_mode(mode)
+    check_mode(mode)
     if mode == "offset":
         if table is not None:
             raise TorchRNNError("offset mode uses no table")
@@ -204,7 +205,7 @@ def encode_bytes(data, mode="bcl", table=None):
     In bcl mode ``table`` is built from ``data`` unless given (then bytes are mapped through
     it, e.g. to encode a seed with a model's table); offset mode returns ``table`` None.
     """
-    _check_mode(mode)
+    check_mode(mode)
     if mode == "bcl" and table is None:
         table = build_table(data)
     codepoints = _codepoints(mode, table)
@@ -284,7 +285,7 @@ def decode_text(text, mode="bcl", table=None, unknown="skip"):
     an int 0..255 writes that byte instead, 'error' raises TorchRNNError naming the
     character and its position. Bcl mode needs ``table`` (the ``.bcl`` content).
     """
-    _check_mode(mode)
+    check_mode(mode)
     if mode == "bcl" and table is None:
         raise TorchRNNError("bcl mode needs the table written when encoding")
     if isinstance(text, (bytes, bytearray, memoryview)):
@@ -349,7 +350,7 @@ def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
     building one; it is still written to ``table_path`` so decoding finds it. Nothing is
     replaced unless everything succeeded. Returns an :class:`EncodeResult`.
     """
-    _check_mode(mode)
+    check_mode(mode)
     _check_chunk_size(chunk_size)
     check_input_file(in_path)
     out_path = out_path or default_text_path(in_path)
@@ -389,7 +390,7 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
     extension replaced by ``.bcl`` (as :func:`encode_file` names it). UTF-8 is decoded
     incrementally, so characters split across chunks are fine.
     """
-    _check_mode(mode)
+    check_mode(mode)
     _check_chunk_size(chunk_size)
     policy = _unknown_policy(unknown)
     check_input_file(in_path)

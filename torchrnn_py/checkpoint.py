@@ -19,6 +19,8 @@ The ``.json`` beside it is written the way lua-cjson writes (``%.14g`` numbers, 
 import math
 import os
 
+import numpy as np
+
 import torch
 
 from .errors import TorchRNNError
@@ -168,11 +170,11 @@ class _NoDraws:
 
     @staticmethod
     def normal(n, mean=0.0, std=1.0):
-        return torch.zeros(n, dtype=torch.float64).numpy()
+        return np.zeros(n)
 
     @staticmethod
     def uniform(n, a=0.0, b=1.0):
-        return torch.zeros(n, dtype=torch.float64).numpy()
+        return np.zeros(n)
 
 
 def _idx_to_token(table, fail):

@@ -83,6 +83,17 @@ def parse_torch_options(options, argv, prog, explicit_only=False):
     return {k: v for k, v in params.items() if k in given} if explicit_only else params
 
 
+def resolve_keyword_options(options, defaults):
+    """A library call's keyword options over a command's defaults; unknown names are an
+    error (the library functions take exactly the command's flags)."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
+    opt = dict(defaults)
+    opt.update(options)
+    return opt
+
+
 def format_torch_help(options, prog):
     """The option list in the spirit of torch.CmdLine's help."""
     width = max(len(name) for name, _, _ in options) + 2

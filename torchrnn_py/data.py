@@ -174,7 +174,7 @@ class DataLoader:
             N_cur = N
             if N * T > num - 1:
                 N_cur = (num - 1) // T
-                if log is not None:
+                if log is not None and N_cur >= 1:
                     log(f"Not enough {name} data, reducing batch size to {N_cur}")
                 if N_cur < 1:
                     raise TorchRNNError(

@@ -10,10 +10,10 @@ import sys
 
 
 from .checkpoint import load_checkpoint
-from .cmdline import parse_torch_options, run_main
+from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .data import SPLITS, DataLoader
 from .errors import TorchRNNError
-from .train import choose_device, evaluate_split, make_printers
+from .runtime import choose_device, evaluate_split, make_printers
 from .vocab import read_vocab
 
 PROG = "torchrnn-eval"
@@ -34,10 +34,7 @@ DEFAULTS = {name: default for name, default, _ in OPTIONS}
 def evaluate(*, verbose=False, log=None, warn=None, **options):
     """Run eval.lua with ``options`` (its flags as keyword arguments); returns the mean
     loss over every batch of the split (the value eval.lua prints)."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
-    opt = dict(DEFAULTS, **options)
+    opt = resolve_keyword_options(options, DEFAULTS)
     if opt["split"] not in SPLITS:
         raise TorchRNNError(f"-split must be train, val or test, got {opt['split']!r}")
     if not opt["checkpoint"]:
@@ -58,10 +55,15 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
                             f"is not here; give -input_h5 (and -input_json) for this machine")
     sizes = {}
     for name in ("batch_size", "seq_length"):
-        sizes[name] = opt[name] or saved.get(name)
-        if not isinstance(sizes[name], int) or sizes[name] < 1:
-            raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid; "
-                                f"give -{name}")
+        if opt[name]:
+            if not isinstance(opt[name], int) or opt[name] < 1:
+                raise TorchRNNError(f"-{name} must be a positive integer, got {opt[name]}")
+            sizes[name] = opt[name]
+        else:
+            sizes[name] = saved.get(name)
+            if not isinstance(sizes[name], int) or sizes[name] < 1:
+                raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid; "
+                                    f"give -{name}")
     if opt["input_json"]:
         vocab = read_vocab(opt["input_json"])
         if vocab.idx_to_token != model.idx_to_token:

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 from .errors import TorchRNNError
@@ -177,7 +178,10 @@ class OutputGroup:
                 backup = None
                 if len(self.entries) > 1 and os.path.exists(path):
                     backup = tmp[:-len(".tmp")] + ".old.tmp"
-                    os.link(path, backup)
+                    try:
+                        os.link(path, backup)           # cheap: no data is copied
+                    except OSError:                     # no hard links here (vfat, ...)
+                        shutil.copy2(path, backup)
                 try:
                     os.replace(tmp, path)
                 except OSError as err:

@@ -54,7 +54,7 @@ class LanguageModel(nn.Module):
         self.rnn_size = int(rnn_size)
         self.num_layers = int(num_layers)
         self.dropout = float(dropout)
-        self.batchnorm = int(bool(batchnorm))
+        self.batchnorm = 1 if batchnorm == 1 else 0       # LanguageModel.lua tests == 1
         V, D, H = len(self.vocab), self.wordvec_dim, self.rnn_size
         self.vocab_size = V
 

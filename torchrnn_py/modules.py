@@ -11,6 +11,8 @@ state; G = 4H gate columns in the order i, f, o, g for the LSTM, G = H for the R
 that can take its masks from a :class:`~torchrnn_py.rng.TorchGenerator`, so that seeded
 runs drop exactly the units the original drops.
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,8 +124,12 @@ class _Recurrent(nn.Module):
         start = self._initial_state(N, h0, c0, x)
         params = torchrnn_to_torch_layout(self.weight, self.bias, D, self._gate_order(x))
         kernel = self._kernel[0]
+        kernel.train(self.training)           # the fused kernels skip backward state in eval
         hx = tuple(s.unsqueeze(0).contiguous() for s in start)   # each (1, N, H)
-        out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
+        with warnings.catch_warnings():
+            # cuDNN copies our per-call weights into its own layout and says so each time
+            warnings.filterwarnings("ignore", message=".*not part of single contiguous chunk")
+            out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
         last = last if self.has_cell else (last,)
         self._state = tuple(s[0].detach() for s in last)          # each (N, H)
         return out                                                # (N, T, H)
@@ -133,6 +139,24 @@ class _Recurrent(nn.Module):
 
     def extra_repr(self):
         return f"{self.input_dim}, {self.hidden_dim}"
+
+
+class _NoFlatten:
+    """Mixin for the kernels: PyTorch "flattens" an RNN's weights into one cuDNN buffer by
+    repointing the weight tensors in place, which is meant for a module's own parameters.
+    Ours are new per-call tensors on an autograd path, so the kernel is left to copy them
+    into its buffer itself (cuDNN does, inside the op, with gradients intact)."""
+
+    def flatten_parameters(self):
+        pass
+
+
+class _LSTMKernel(_NoFlatten, nn.LSTM):
+    pass
+
+
+class _RNNKernel(_NoFlatten, nn.RNN):
+    pass
 
 
 class LSTM(_Recurrent):
@@ -147,7 +171,7 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_dim, hidden_dim):
         super().__init__(input_dim, hidden_dim,
-                         nn.LSTM(input_dim, hidden_dim, batch_first=True, device="meta"))
+                         _LSTMKernel(input_dim, hidden_dim, batch_first=True, device="meta"))
 
     def reset_parameters(self, generator=None, std=None):
         super().reset_parameters(generator, std)
@@ -168,8 +192,8 @@ class VanillaRNN(_Recurrent):
 
     def __init__(self, input_dim, hidden_dim):
         super().__init__(input_dim, hidden_dim,
-                         nn.RNN(input_dim, hidden_dim, nonlinearity="tanh", batch_first=True,
-                                device="meta"))
+                         _RNNKernel(input_dim, hidden_dim, nonlinearity="tanh",
+                                    batch_first=True, device="meta"))
 
 
 class Dropout(nn.Module):

@@ -19,7 +19,7 @@ import numpy as np
 from .checkpoint import read_checkpoint_json
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_path, check_input_file
+from .fileio import atomic_path, check_distinct, check_input_file
 
 PROG = "torchrnn-plot"
 MAX_DRAWN = 4000      # points per curve actually drawn; longer histories are summarised
@@ -126,20 +126,14 @@ def plot_losses(paths, out_png, title=None, log_y=False):
 
 def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
     """Spectrograms of WAV files side by side (e.g. training audio and generated audio)."""
-    from scipy.io import wavfile
     from scipy.signal import spectrogram
+
+    from .audio import read_wav
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(wav_paths), figsize=(6 * len(wav_paths), 4), dpi=110,
                              squeeze=False)
     for ax, path, label in zip(axes[0], wav_paths, labels or wav_paths):
-        check_input_file(path, "WAV file")
-        try:
-            rate, data = wavfile.read(path)
-        except (ValueError, OSError) as err:
-            raise TorchRNNError(f"{path}: not a readable WAV file ({err})") from None
-        data = np.asarray(data, dtype=np.float64)
-        if data.ndim > 1:
-            data = data.mean(axis=1)
+        rate, data = read_wav(path)                      # mono float, any WAV encoding
         if max_seconds:
             data = data[:int(max_seconds * rate)]
         if data.size < 256:
@@ -176,6 +170,8 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    check_distinct(**{f"input_{n + 1}": path for n, path in enumerate(args.inputs)},
+                   output_picture=args.output)
     if args.spectrogram:
         plot_spectrograms(args.inputs, args.output, max_seconds=args.seconds)
     else:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_outputs, check_input_file, check_output_path
+from .fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
 from .progress import ProgressLine
 from .vocab import Vocab, byte_token
 
@@ -45,6 +45,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     check_output_path(output_json, "JSON output file")
     if os.path.abspath(output_h5) == os.path.abspath(output_json):
         raise TorchRNNError(f"{output_h5}: the HDF5 and JSON outputs must be different files")
+    check_distinct(input_text=input_txt, HDF5_output=output_h5, JSON_output=output_json)
     file_size = os.path.getsize(input_txt)
     report = _ProgressReport(progress, 2 * file_size)
 

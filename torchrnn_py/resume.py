@@ -49,38 +49,43 @@ def capture(model, optimizer, loader, learning_rate, generator, native_states, l
 def restore(resume, source, model, optimizer, loader, generator):
     """Put a resume table back; returns (learning_rate, full layer states, native dropout
     generator states, elapsed seconds). Raises TorchRNNError if it does not fit."""
+    try:
+        return _restore(resume, source, model, optimizer, loader, generator)
+    except (KeyError, AttributeError, TypeError, ValueError, IndexError) as err:
+        raise TorchRNNError(f"{source}: cannot resume: malformed resume state ({err!r})") from None
+
+
+def _restore(resume, source, model, optimizer, loader, generator):
     def fail(message):
         raise TorchRNNError(f"{source}: cannot resume: {message}")
 
     if not isinstance(resume, dict) or resume.get("version") != VERSION:
         fail("its resume state is missing or from another version")
     params = list(model.parameters())
-    moments = _as_list(resume.get("adam"))
+    moments = _as_list(resume["adam"])
     if len(moments) != len(params):
         fail(f"the optimiser state has {len(moments)} entries for {len(params)} parameters")
     optimizer.state.clear()
     for p, saved in zip(params, moments):
         if saved:
-            m, v = saved.get("m"), saved.get("v")
-            if not isinstance(m, torch.Tensor) or m.shape != p.shape or v.shape != p.shape:
+            m, v = saved["m"], saved["v"]
+            if not (isinstance(m, torch.Tensor) and isinstance(v, torch.Tensor)
+                    and m.shape == p.shape and v.shape == p.shape):
                 fail("the optimiser moments do not match the model's parameters")
             optimizer.state[p] = {"step": int(saved["step"]), "m": m.to(p), "v": v.to(p)}
-    try:
-        loader.load_state_dict({k: int(v) for k, v in resume["data_cursor"].items()})
-        gen = resume["torch7_generator"]
-        cache = gen.get("normal_cache")
-        generator.set_state({"seed": generator.initial_seed,
-                             "key": gen["key"].numpy().astype(np.uint32),
-                             "pos": int(gen["pos"]),
-                             "normal_cache": None if cache is None else _as_list(cache)})
-    except (KeyError, AttributeError, TypeError, ValueError) as err:
-        raise TorchRNNError(f"{source}: cannot resume: malformed resume state ({err})") from None
+    loader.load_state_dict({k: int(v) for k, v in resume["data_cursor"].items()})
+    gen = resume["torch7_generator"]
+    cache = gen.get("normal_cache")
+    generator.set_state({"seed": generator.initial_seed,
+                         "key": gen["key"].numpy().astype(np.uint32),
+                         "pos": int(gen["pos"]),
+                         "normal_cache": None if cache is None else _as_list(cache)})
     states = []
-    for saved in _as_list(resume.get("rnn_states")):
+    for saved in _as_list(resume["rnn_states"]):
         states.append(tuple(saved[k] for k in "hc" if k in saved) if saved else None)
     if len(states) != len(model.rnns):
         fail("the saved recurrent states do not match the model's layers")
-    natives = [t for t in _as_list(resume.get("dropout_generators"))]
+    natives = _as_list(resume.get("dropout_generators"))
     return float(resume["learning_rate"]), states, natives, float(resume.get("elapsed", 0.0))
 
 

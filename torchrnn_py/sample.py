@@ -19,13 +19,13 @@ import tempfile
 
 from . import bintoutf8
 from .checkpoint import load_checkpoint
-from .cmdline import parse_torch_options, run_main
+from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_output_path
+from .fileio import atomic_output, check_distinct, check_output_path
 from .progress import ProgressLine
 from .rng import TorchGenerator
 from .sampling import sample_ids
-from .train import choose_device, make_printers, warn_on_stderr
+from .runtime import choose_device, make_printers, warn_on_stderr
 
 PROG = "torchrnn-sample"
 
@@ -58,8 +58,11 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
     ``progress(done, total)`` hears how many tokens are made, now and then.
     """
     opt = _resolve(options)
+    # sample.lua prints the backend line at -verbose 1, the seeding line at any -verbose > 0
     chatty = opt["verbose"] == 1
     say, warn = make_printers(chatty, log if chatty else None, warn, PROG)
+    seeding_say, _ = make_printers(opt["verbose"] > 0,
+                                   log if opt["verbose"] > 0 else None, warn, PROG)
     checkpoint = load_checkpoint(opt["checkpoint"])
     model = checkpoint["model"]
     device = choose_device(opt, say, warn)
@@ -74,25 +77,30 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
                                 f"({start_tokens} tokens); the output includes the start text")
     for path in paths:
         check_output_path(path, "output file")
+        check_distinct(checkpoint=opt["checkpoint"], BinToUTF8_table=opt["bcl_table"],
+                       output_file=path)
+    if opt["bcl_table"] and not paths:
+        warn("-bcl_table only applies with -output_file (the bytes go to the file); "
+             "printing the text")
     generator = TorchGenerator(opt["seed"] if opt["seed"] >= 0 else None)
     if opt["start_text"]:
-        say('Seeding with: "' + opt["start_text"] + '"')
+        seeding_say('Seeding with: "' + opt["start_text"] + '"')
     else:
-        say("Seeding with uniform probabilities")
+        seeding_say("Seeding with uniform probabilities")
     steps = sample_ids(model, int(opt["length"]), opt["start_text"], bool(opt["sample"]),
                        float(opt["temperature"]), generator, K)
     if not paths and out is None:
         pieces = [[] for _ in range(K)]
         for ids in steps:
-            for k in range(K):
-                pieces[k].append(token_bytes[ids[k]])
+            for k, token in enumerate(ids.tolist()):
+                pieces[k].append(token_bytes[token])
         texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
         return texts[0] if K == 1 else texts
     with _sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw) as sinks:
         buffered = done = dropped = 0
         for ids in steps:
-            for k in range(K):
-                piece = token_bytes[ids[k]]
+            for k, token in enumerate(ids.tolist()):
+                piece = token_bytes[token]
                 dropped += not piece
                 sinks[k].append(piece)
             buffered += 1
@@ -110,11 +118,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
 
 
 def _resolve(options):
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
-    opt = dict(DEFAULTS)
-    opt.update(options)
+    opt = resolve_keyword_options(options, DEFAULTS)
     if not opt["checkpoint"]:
         raise TorchRNNError("no checkpoint given (-checkpoint FILE.t7)")
     if opt["length"] < 1 or int(opt["length"]) != opt["length"]:
@@ -127,17 +131,17 @@ def _resolve(options):
 
 
 def _token_bytes(model, opt, writing):
-    """Bytes written for each 1-based token id, and whether they are raw bytes (a byte
-    vocabulary or a BinToUTF8 table going to a file) rather than UTF-8 text."""
+    """The bytes written for each 1-based token id (a list indexed by id), and whether they
+    are raw bytes (a byte vocabulary or a BinToUTF8 table going to a file) or UTF-8 text."""
     vocab = model.vocab
-    ids = range(1, len(vocab) + 1)
+    tokens = [None] + [vocab.idx_to_token[i] for i in range(1, len(vocab) + 1)]
     if writing and opt["output_file"] and opt["bcl_table"]:
         table = bintoutf8.read_table(opt["bcl_table"])
-        return {i: bintoutf8.decode_text(vocab.idx_to_token[i], "bcl", table, "skip")[0]
-                for i in ids}, True
+        return [b""] + [bintoutf8.decode_text(t, "bcl", table, "skip")[0]
+                        for t in tokens[1:]], True
     if opt["output_file"] and vocab.is_bytes:
-        return {i: vocab.decode_bytes([i]) for i in ids}, True
-    return {i: vocab.idx_to_token[i].encode("utf-8", "surrogateescape") for i in ids}, False
+        return [b""] + [vocab.decode_bytes([i]) for i in range(1, len(tokens))], True
+    return [b""] + [t.encode("utf-8", "surrogateescape") for t in tokens[1:]], False
 
 
 def _output_paths(output_file, K):

@@ -15,18 +15,19 @@ import sys
 import threading
 import time
 
-import numpy as np
 import torch
 
 from . import checkpoint as ckpt
 from . import distributed, resume
-from .cmdline import parse_torch_options, run_main
+from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .data import DataLoader
 from .errors import TorchRNNError
-from .fileio import check_output_path
-from .model import MODEL_TYPES, LanguageModel, to_index
+from .fileio import atomic_output, check_output_path
+from .model import MODEL_TYPES, LanguageModel
 from .optim import TorchAdam, clamp_gradients_
 from .rng import TorchGenerator, os_seed
+from .runtime import (choose_device, evaluate_split, lua_number, make_printers,
+                      torch7_loss_value)
 from .vocab import read_vocab
 
 PROG = "torchrnn-train"
@@ -66,11 +67,7 @@ DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
 def resolve_options(options):
     """Fill defaults and check values; returns the ``opt`` dict train.lua would have."""
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise TorchRNNError(f"unknown option(s): {', '.join(unknown)}")
-    opt = dict(DEFAULTS)
-    opt.update(options)
+    opt = resolve_keyword_options(options, DEFAULTS)
     if opt["model_type"] not in MODEL_TYPES:
         raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt['model_type']!r}")
     if not 0 <= opt["dropout"] < 1:
@@ -78,8 +75,8 @@ def resolve_options(options):
     for name in ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers"):
         if opt[name] < 1 or int(opt[name]) != opt[name]:
             raise TorchRNNError(f"-{name} must be a positive integer, got {opt[name]}")
-    if opt["max_epochs"] < 0:
-        raise TorchRNNError(f"-max_epochs must not be negative, got {opt['max_epochs']}")
+    if not 0 <= opt["max_epochs"] < math.inf:
+        raise TorchRNNError(f"-max_epochs must be a number >= 0, got {opt['max_epochs']}")
     if opt["learning_rate"] <= 0:
         raise TorchRNNError(f"-learning_rate must be positive, got {opt['learning_rate']}")
     if opt["resume_from"] and opt["init_from"]:
@@ -87,76 +84,6 @@ def resolve_options(options):
     if opt["gpu_backend"] not in ("cuda", "opencl"):
         raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt['gpu_backend']!r}")
     return opt
-
-
-def choose_device(opt, say, warn, context=None):
-    """torch.device for ``-gpu``/``-gpu_backend``; prints train.lua's mode line.
-
-    A GPU that is not there, or the OpenCL backend, is one line on stderr and the CPU.
-    Under torchrun each process takes the GPU of its local rank.
-    """
-    gpu = int(opt["gpu"])
-    if context is not None and context.active and gpu >= 0:
-        gpu = context.local_rank
-    if gpu >= 0 and opt["gpu_backend"] == "opencl":
-        warn("the OpenCL backend (cltorch) is not available in torchrnn_py; "
-             "falling back to the CPU")
-    elif gpu >= 0:
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if gpu < count:
-            torch.cuda.set_device(gpu)
-            say(f"Running with CUDA on GPU {gpu}")
-            return torch.device("cuda", gpu)
-        found = f"{count} CUDA device(s)" if count else "no CUDA device"
-        warn(f"GPU {gpu} was asked for (-gpu {gpu}) but this machine has {found}; "
-             f"falling back to the CPU (use -gpu -1 to ask for the CPU)")
-    say("Running in CPU mode")
-    return torch.device("cpu")
-
-
-def torch7_loss_value(scores, targets, context=None):
-    """The loss value torch-rnn prints: its CrossEntropyCriterion's float arithmetic.
-
-    THNN's LogSoftMax works in double per row; ClassNLLCriterion then sums the N*T
-    negative log-probabilities one by one in float32 and divides by N*T. The running
-    float32 sum moves the printed value by ~1e-6 against an exact mean, so the printed
-    losses and histories are computed this way (the gradients do not depend on it).
-    With a distributed ``context`` the rows of every process are gathered first, so the
-    value is the whole batch's, computed as one process would.
-    """
-    with torch.no_grad():
-        logp = (scores.detach().double().log_softmax(-1)
-                .gather(2, to_index(targets).unsqueeze(2)).float())      # (N, T, 1)
-        if context is not None:
-            logp = distributed.gather_rows(context, logp)
-        logp = logp.cpu().numpy().reshape(-1)
-    total = np.cumsum(-logp, dtype=np.float32)[-1]
-    return float(total / np.float32(logp.shape[0]))
-
-
-def lua_number(value):
-    """A number as Lua's print shows it (``%.14g``)."""
-    return "%.14g" % value
-
-
-def warn_on_stderr(prog):
-    """A ``warn`` callback printing ``prog: warning: ...`` on stderr."""
-    return lambda msg: print(f"{prog}: warning: {msg}", file=sys.stderr, flush=True)
-
-
-def make_printers(verbose, log=None, warn=None, prog=PROG):
-    """``say(*parts)`` prints like Lua's print (parts joined by tabs) to stdout, or hands
-    the line to ``log``; ``warn(msg)`` goes to stderr or ``warn``. Silent unless verbose."""
-    def say(*parts):
-        line = "\t".join(str(p) for p in parts)
-        if log is not None:
-            log(line)
-        elif verbose:
-            print(line, flush=True)
-
-    if warn is None:
-        warn = warn_on_stderr(prog) if verbose else (lambda msg: None)
-    return say, warn
 
 
 def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options):
@@ -170,23 +97,21 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options
     that ``resume_from`` continues exactly, and raise KeyboardInterrupt.
     Under ``torchrun`` the processes share each minibatch (see :mod:`distributed`).
     """
-    say, warn = make_printers(verbose, log, warn)
+    say, warn = make_printers(verbose, log, warn, PROG)
     resume_source = options.get("resume_from") or ""
     checkpoint = None
     if resume_source:
         checkpoint = ckpt.load_checkpoint(resume_source)
         options = _resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
-    if opt["batch_size"] % distributed.world_size():
-        raise TorchRNNError(f"-batch_size {opt['batch_size']} is not divisible by the "
-                            f"{distributed.world_size()} processes: each must get the same "
-                            f"number of streams")
     context = distributed.setup(use_cuda=opt["gpu"] >= 0 and opt["gpu_backend"] == "cuda"
                                 and torch.cuda.is_available())
     try:
-        if not context.is_main:
-            say = lambda *parts: None                                    # noqa: E731
+        if not context.is_main:                     # rank 0 speaks for the whole job
+            say = warn = lambda *parts: None                             # noqa: E731
         device = choose_device(opt, say, warn, context)
+        if device.type != "cuda":
+            opt["memory_benchmark"] = 0             # as train.lua does outside CUDA
         with _interrupt_flag(handle_signals) as interrupted:
             return _train(opt, checkpoint, context, device, say, warn, interrupted)
     finally:
@@ -215,7 +140,8 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
     vocab = read_vocab(opt["input_json"])
     loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
                         vocab_size=len(vocab), log=say)
-    rows = context.rows(opt["batch_size"]) if context.active else None
+    train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
+    rows = context.rows(train_rows) if context.active else None
     seeded = opt["seed"] >= 0
     generator = TorchGenerator(opt["seed"] if seeded else os_seed())
 
@@ -229,7 +155,7 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
         checkpoint = ckpt.load_checkpoint(opt["init_from"])
         model = checkpoint["model"]
         if opt["reset_iterations"] == 0:
-            start_i = int(checkpoint["i"])
+            start_i = int(checkpoint.get("i", 0))     # a bare model file has no count
     else:
         model = LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
                               opt["num_layers"], opt["dropout"], opt["batchnorm"],
@@ -241,7 +167,7 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
     model.to(device)
     native = None
     if seeded:
-        model.set_dropout_generator(generator, rows=_row_share(rows, opt["batch_size"]))
+        model.set_dropout_generator(generator, rows=_row_share(rows, train_rows))
     else:
         native = torch.Generator(device=device)
         native.manual_seed(os_seed() & (2 ** 63 - 1))
@@ -263,16 +189,21 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
             rnn.state = None if state is None else tuple(
                 t[rows].to(device) if rows is not None else t.to(device) for t in state)
         if native is not None and len(natives) == context.world_size:
-            native.set_state(natives[context.rank])
-    if context.is_main:
-        _check_checkpoint_dir(opt)
+            try:
+                native.set_state(natives[context.rank])
+            except RuntimeError:      # saved on another kind of device: masks start afresh
+                warn("the dropout generator was saved on another kind of device; its "
+                     "masks restart from a new seed (use -seed for runs that move)")
+    _check_checkpoint_dir(opt)                      # every process: fail before training
+    if opt["log_csv"]:
+        check_output_path(opt["log_csv"], "CSV log", create_dir=True)
     memory_base = (_gpu_memory_used(device)
                    if opt["memory_benchmark"] and device.type == "cuda" else None)
     net = model
     if context.active:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    csv_log = _CsvLog(opt["log_csv"], append=bool(opt["resume_from"])) \
+    csv_log = _CsvLog(opt["log_csv"], keep_until=start_i if opt["resume_from"] else None) \
         if opt["log_csv"] and context.is_main else None
 
     num_train = loader.split_sizes["train"]
@@ -294,6 +225,9 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
         return None
 
     model.train()
+    watching = interrupted is not None
+    if watching and interrupted():                  # Ctrl-C while setting up: nothing to save
+        raise KeyboardInterrupt
     try:
         for i in range(start_i + 1, num_iterations + 1):
             epoch = i // num_train + 1
@@ -315,19 +249,25 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
             val_loss = None
             if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
                     or i == num_iterations:
-                if context.is_main:
-                    val_loss = evaluate_split(model, loader, "val", device)
-                    say("val_loss = ", lua_number(val_loss))
-                    history["val_loss_history"].append(val_loss)
-                    history["val_loss_history_it"].append(i)
-                model.reset_states()
-                model.train()
-                write_checkpoint(i, None)
-                distributed.barrier(context)
+                failure = None
+                try:
+                    if context.is_main:
+                        val_loss = evaluate_split(model, loader, "val", device)
+                        say("val_loss = ", lua_number(val_loss))
+                        history["val_loss_history"].append(val_loss)
+                        history["val_loss_history_it"].append(i)
+                    model.reset_states()
+                    model.train()
+                    write_checkpoint(i, None)
+                except (TorchRNNError, OSError) as err:
+                    failure = err
+                _stop_together(context, failure)
             if csv_log is not None:
                 csv_log.write(i, i / num_train + 1, loss, learning_rate,
                               time.perf_counter() - started, val_loss)
-            if distributed.any_process(context, interrupted()):
+            if watching and distributed.any_process(context, interrupted()):
+                if i == num_iterations:             # finished anyway, final checkpoint written
+                    break
                 states = [None if rnn.state is None else
                           tuple(distributed.gather_rows(context, t) for t in rnn.state)
                           for rnn in model.rnns]
@@ -343,22 +283,38 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
     return dict(history, opt=opt, i=i, model=model)
 
 
+def _stop_together(context, failure):
+    """After a step only rank 0 may fail (validation, writing): every process stops with it
+    instead of waiting for it in the next collective."""
+    if distributed.any_process(context, failure is not None):
+        if failure is not None:
+            raise failure
+        raise TorchRNNError("stopped because process 0 failed (its error is above)")
+
+
 def _row_share(rows, batch_size):
     """(first row, last row + 1, all rows) of this process's streams, or None."""
     return None if rows is None else (rows.start, rows.stop, batch_size)
 
 
 class _CsvLog:
-    """One row per iteration (-log_csv), flushed as written so a run can be followed live."""
+    """One row per iteration (-log_csv), flushed as written so a run can be followed live.
+    ``keep_until``: resuming from iteration i keeps the rows up to i and appends after them."""
 
     HEADER = "i,epoch,loss,learning_rate,seconds,val_loss\n"
 
-    def __init__(self, path, append):
+    def __init__(self, path, keep_until=None):
         check_output_path(path, "CSV log", create_dir=True)
-        keep = append and os.path.exists(path) and os.path.getsize(path) > 0
-        self.file = open(path, "a" if keep else "w", encoding="utf-8", buffering=1)
-        if not keep:
-            self.file.write(self.HEADER)
+        kept = []
+        if keep_until is not None and os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                kept = [line for line in f.readlines()[1:]
+                        if line.split(",", 1)[0].isdigit()
+                        and int(line.split(",", 1)[0]) <= keep_until]
+        with atomic_output(path, "w", what="CSV log", encoding="utf-8") as f:
+            f.write(self.HEADER)
+            f.writelines(kept)
+        self.file = open(path, "a", encoding="utf-8", buffering=1)
 
     def write(self, i, epoch, loss, learning_rate, seconds, val_loss):
         val = "" if val_loss is None else repr(val_loss)
@@ -371,10 +327,11 @@ class _CsvLog:
 @contextlib.contextmanager
 def _interrupt_flag(enabled):
     """While active, SIGINT/SIGTERM set a flag (read by calling the yielded function)
-    instead of stopping the process; a second signal stops it at once."""
+    instead of stopping the process; a second signal stops it at once. Yields None when
+    not enabled."""
     caught = []
     if not enabled or threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield None
         return
 
     def handler(signum, frame):
@@ -415,24 +372,6 @@ def _train_step(net, model, optimizer, loader, rows, device, opt, history, memor
     clamp_gradients_(model.parameters(), opt["grad_clip"])
     optimizer.step()
     return loss
-
-
-@torch.no_grad()
-def evaluate_split(model, loader, split, device, on_batch=None):
-    """Mean loss over every batch of ``split``, in evaluation mode, from zero states
-    (train.lua's validation and eval.lua). Leaves the states reset."""
-    model.eval()
-    model.reset_states()
-    loader.reset(split)
-    total = 0.0
-    count = loader.split_sizes[split]
-    for j in range(count):
-        if on_batch is not None:
-            on_batch(j + 1, count)
-        x, y = loader.next_batch(split)
-        total += torch7_loss_value(model(x.to(device)), y.to(device))
-    model.reset_states()
-    return total / count
 
 
 def _check_checkpoint_dir(opt):

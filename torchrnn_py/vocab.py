@@ -164,7 +164,7 @@ class Vocab:
         """Vectorised lookup through a table indexed by code point (0 = no such token)."""
         if self._encode_table is None:
             singles = [(ord(t), i) for t, i in self.token_to_idx.items() if len(t) == 1]
-            top = max(cp for cp, _ in singles)
+            top = max((cp for cp, _ in singles), default=0)
             table = np.zeros(top + 2, dtype=np.int64)  # last entry stays 0: the "unknown" slot
             for cp, idx in singles:
                 table[cp] = idx
