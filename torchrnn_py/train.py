@@ -166,9 +166,12 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
                             f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
     model.to(device)
     native = None
-    if seeded:
+    if seeded or device.type == "cpu":
+        # Torch7's masks from Torch7's generator, as the original draws them (on the CPU
+        # this is also the fastest way: numpy draws them faster than torch.bernoulli_)
         model.set_dropout_generator(generator, rows=_row_share(rows, train_rows))
     else:
+        # unseeded on a GPU: PyTorch's own masks, drawn on the device
         native = torch.Generator(device=device)
         native.manual_seed(os_seed() & (2 ** 63 - 1))
         model.set_dropout_generator(native)
