@@ -53,8 +53,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .bintoutf8 import (MODES, TextDecoder, check_mode, default_table_path, encode_bytes, parse_unknown,
-                        read_table)
+from .bintoutf8 import (MODES, TextDecoder, check_mode, default_table_path, encode_bytes,
+                        find_table, parse_unknown)
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
 from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
@@ -87,7 +87,7 @@ _WAVE_FORMAT_NAMES = {
     0x2000: "Dolby AC-3", 0x6750: "Ogg Vorbis", 0xF1AC: "FLAC",
     0xFFFE: "WAVE_FORMAT_EXTENSIBLE with an unknown sub-format",
 }
-# the GUID {XXXXXXXX-0000-0010-8000-00AA00389B71} of WAVE_FORMAT_EXTENSIBLE sub-formats
+# the GUID {<format code>-0000-0010-8000-00AA00389B71} of WAVE_FORMAT_EXTENSIBLE sub-formats
 _KSDATAFORMAT_TAIL = b"\x00\x00\x10\x00\x80\x00\x00\xAA\x00\x38\x9B\x71"
 _KSDATAFORMAT_TAIL_BE = b"\x00\x00\x00\x10\x80\x00\x00\xAA\x00\x38\x9B\x71"
 
@@ -591,12 +591,7 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
             if table_path:
                 raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")
         else:
-            hint = "" if table_path else " (give it with --table)"
-            table_path = table_path or default_table_path(in_path)
-            if not os.path.exists(table_path):
-                raise TorchRNNError(f"{table_path}: .bcl table not found; bcl mode needs the "
-                                    f"table written when encoding{hint}")
-            table = read_table(table_path)
+            table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, WAV_output=out_wav, table_file=table_path)
     check_output_path(out_wav, "WAV output")
 

@@ -309,6 +309,17 @@ def default_table_path(text_path):
     return os.path.splitext(text_path)[0] + TABLE_EXTENSION
 
 
+def find_table(text_path, table_path=None):
+    """(path, table) of the ``.bcl`` table for decoding ``text_path``: ``table_path``, or
+    the text's name with the extension replaced; a clear error when it is not there."""
+    hint = "" if table_path else " (give it with --table)"
+    table_path = table_path or default_table_path(text_path)
+    if not os.path.exists(table_path):
+        raise TorchRNNError(f"{table_path}: {TABLE_EXTENSION} table not found; bcl mode "
+                            f"needs the table written when encoding{hint}")
+    return table_path, read_table(table_path)
+
+
 def default_decoded_path(text_path):
     """Where ``utf8tobin IN`` writes its bytes: extension replaced by ``.bin``."""
     path = os.path.splitext(text_path)[0] + DECODED_EXTENSION
@@ -399,12 +410,7 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
         if table is not None or table_path:
             raise TorchRNNError("offset mode uses no table (--table is for bcl mode)")
     elif table is None:
-        hint = "" if table_path else " (give it with --table)"
-        table_path = table_path or default_table_path(in_path)
-        if not os.path.exists(table_path):
-            raise TorchRNNError(f"{table_path}: {TABLE_EXTENSION} table not found; bcl mode "
-                                f"needs the table written when encoding{hint}")
-        table = read_table(table_path)
+        table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, output_file=out_path, table_file=table_path)
     check_output_path(out_path)
 

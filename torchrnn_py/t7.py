@@ -235,6 +235,14 @@ class _Source:
     def remaining(self):
         return self.end - self.pos
 
+    def peek_int32(self, what):
+        """The next int32 without consuming it."""
+        pos = self.pos
+        try:
+            return self.int32(what)
+        finally:
+            self.pos = pos
+
     def check_count(self, count, min_bytes_each, what, offset):
         """Reject a count of items that the rest of the file cannot possibly hold."""
         if count < 0:
@@ -268,13 +276,6 @@ class _BinarySource(_Source):
 
     def int32(self, what):
         return self._int.unpack_from(self.data, self._take(4, what))[0]
-
-    def peek_int32(self, what):
-        pos = self.pos
-        try:
-            return self.int32(what)
-        finally:
-            self.pos = pos
 
     def double(self, what):
         return self._double.unpack_from(self.data, self._take(8, what))[0]
@@ -339,13 +340,6 @@ class _AsciiSource(_Source):
         value = self._integer(what, 32)
         self._end_of_item()
         return value
-
-    def peek_int32(self, what):
-        pos = self.pos
-        try:
-            return self.int32(what)
-        finally:
-            self.pos = pos
 
     def _float(self, what):
         start, tok = self._token(what)
