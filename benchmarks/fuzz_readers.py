@@ -29,6 +29,8 @@ import tempfile
 import time
 import traceback
 
+from mutations import edit_at  # the shared byte damage, beside this script
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -76,20 +78,9 @@ def mutate_bytes(data, rng, hot=None, corpus=()):
         value &= (1 << (8 * width)) - 1
         data[pos:pos + width] = value.to_bytes(width, "little")
         return bytes(data), f"{width}-byte {value} at {pos}"
-    if kind == "truncate":
-        return bytes(data[:pos]), f"truncated to {pos} bytes"
-    if kind == "insert":
-        n = rng.randint(1, 16)
-        data[pos:pos] = bytes(rng.randrange(256) for _ in range(n))
-        return bytes(data), f"{n} bytes inserted at {pos}"
-    if kind == "delete":
-        n = rng.randint(1, 64)
-        del data[pos:pos + n]
-        return bytes(data), f"{n} bytes deleted at {pos}"
-    if kind == "duplicate":
-        n = rng.randint(1, 256)
-        data[pos:pos] = data[pos:pos + n]
-        return bytes(data), f"{n} bytes duplicated at {pos}"
+    edited = edit_at(data, pos, kind, rng)
+    if edited is not None:
+        return edited
     if kind == "splice" and corpus:
         other = rng.choice(corpus)
         cut = rng.randrange(max(len(other), 1))

@@ -19,6 +19,8 @@ import sys
 import time
 import traceback
 
+from mutations import edit_at  # the shared byte damage, beside this script
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -109,20 +111,9 @@ def mutate(sample, corpus, rng):
         value = value if sample.long_size == 8 else max(-(1 << 31), min(value, (1 << 31) - 1))
         data[pos:pos + struct.calcsize(fmt)] = struct.pack(fmt, value)
         return bytes(data), f"long {value} at {pos}"
-    if kind == "truncate":
-        return bytes(data[:pos]), f"truncated to {pos} bytes"
-    if kind == "insert":
-        n = rng.randint(1, 16)
-        data[pos:pos] = bytes(rng.randrange(256) for _ in range(n))
-        return bytes(data), f"{n} bytes inserted at {pos}"
-    if kind == "delete":
-        n = rng.randint(1, 64)
-        del data[pos:pos + n]
-        return bytes(data), f"{n} bytes deleted at {pos}"
-    if kind == "duplicate":
-        n = rng.randint(1, 256)
-        data[pos:pos] = data[pos:pos + n]
-        return bytes(data), f"{n} bytes duplicated at {pos}"
+    edited = edit_at(data, pos, kind, rng)
+    if edited is not None:
+        return edited
     other = rng.choice(corpus)
     cut = other.structural_offset(rng)
     return bytes(data[:pos]) + other.data[cut:], f"spliced at {pos} with {other.name}[{cut}:]"

@@ -16,10 +16,9 @@ import subprocess
 import sys
 import textwrap
 
-import h5py
 import pytest
 
-from conftest import GOLDEN
+from conftest import GOLDEN, make_tiny_h5
 from torchrnn_py import bintoutf8, fileio, preprocess
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import train as train_mod
@@ -281,14 +280,7 @@ def _run(main, argv):
 
 @pytest.fixture(scope="module")
 def tiny_h5(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("faults_data")
-    with h5py.File(GOLDEN / "shakespeare200k.h5", "r") as f:
-        splits = {"train": f["train"][:710], "val": f["val"][:250], "test": f["test"][:250]}
-    path = tmp / "tiny.h5"
-    with h5py.File(path, "w") as f:
-        for name, data in splits.items():
-            f.create_dataset(name, data=data)
-    return str(path)
+    return str(make_tiny_h5(tmp_path_factory.mktemp("faults_data")))
 
 
 @pytest.mark.parametrize("target", ["cp_6.json", "cp_6.t7"])

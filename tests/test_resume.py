@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
-import h5py
 import pytest
 import torch
 import torchfile
 
-from conftest import GOLDEN
+from conftest import GOLDEN, make_tiny_h5
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import resume
 from torchrnn_py import train as train_mod
@@ -33,14 +32,7 @@ NUM_TRAIN = 7          # training batches per epoch of the tiny data set
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """710 train tokens: 7 batches of (2, 50) per epoch; 250 val and test tokens."""
-    tmp = tmp_path_factory.mktemp("resume_data")
-    with h5py.File(H5, "r") as f:
-        splits = {"train": f["train"][:710], "val": f["val"][:250], "test": f["test"][:250]}
-    path = tmp / "tiny.h5"
-    with h5py.File(path, "w") as f:
-        for name, data in splits.items():
-            f.create_dataset(name, data=data)
-    return str(path)
+    return str(make_tiny_h5(tmp_path_factory.mktemp("resume_data")))
 
 
 def options(tiny, name, **overrides):

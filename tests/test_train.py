@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import GOLDEN
+from conftest import GOLDEN, make_tiny_h5
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import optim as optim_mod
 from torchrnn_py import train as train_mod
@@ -168,14 +168,7 @@ def test_resume_from_cp100_matches_original(tmp_path):
 def tiny(tmp_path_factory):
     """710 train tokens: 7 batches of (2, 50), or 3 batches of (2, 100)."""
     tmp = tmp_path_factory.mktemp("tiny")
-    with h5py.File(H5, "r") as f:
-        train, val, test = f["train"][:710], f["val"][:250], f["test"][:250]
-    path = tmp / "tiny.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("train", data=train)
-        f.create_dataset("val", data=val)
-        f.create_dataset("test", data=test)
-    return {"h5": str(path), "json": str(JSON), "dir": tmp}
+    return {"h5": str(make_tiny_h5(tmp)), "json": str(JSON), "dir": tmp}
 
 
 def tiny_options(tiny, tmp_path, **overrides):

@@ -58,7 +58,7 @@ from .bintoutf8 import (MODES, TextDecoder, check_mode, default_table_path, enco
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
 from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
-                     check_output_path)
+                     check_output_path, utf8_error)
 from .progress import ProgressLine
 
 PROG = "torchrnn-audio"
@@ -519,17 +519,9 @@ def encode_audio(in_wav, out_path, rate=DEFAULT_RATE, fmt="ulaw", raw=False,
     check_format(fmt)
     if rate is not None:
         rate = check_rate(rate, "target sample rate")
-    if raw:
-        if table_path:
-            raise TorchRNNError("raw output has no table (the table is for bcl text)")
-        mode = None
-    else:
-        check_mode(mode)
-        if mode == "offset":
-            if table_path:
-                raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")
-        else:
-            table_path = table_path or default_table_path(out_path)
+    mode = _text_mode(raw, mode, table_path, "output")
+    if mode == "bcl":
+        table_path = table_path or default_table_path(out_path)
     check_input_file(in_wav, "WAV file")
     what = "raw output" if raw else "text output"
     check_distinct(input_WAV=in_wav, **{what.replace(" ", "_"): out_path},
@@ -561,10 +553,21 @@ def _decode_utf8(path, raw_text):
     try:
         return raw_text.decode("utf-8")
     except UnicodeDecodeError as err:
-        bad = err.object[err.start:err.end].hex(" ")
-        raise TorchRNNError(f"{path}: not valid UTF-8 at byte offset {err.start} (bytes "
-                            f"{bad}: {err.reason}); is it BinToUTF8 text? (give --raw for "
-                            f"raw bytes)") from None
+        raise utf8_error(err, path, hint="; is it BinToUTF8 text? (give --raw for raw "
+                                         "bytes)") from None
+
+
+def _text_mode(raw, mode, table_path, side):
+    """Check the BinToUTF8 options of an encode (``side`` 'output') or decode ('input'):
+    returns the mode (None for raw bytes); raw and offset mode take no table."""
+    if raw:
+        if table_path:
+            raise TorchRNNError(f"raw {side} has no table (the table is for bcl text)")
+        return None
+    check_mode(mode)
+    if mode == "offset" and table_path:
+        raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")
+    return mode
 
 
 def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=None,
@@ -582,16 +585,8 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
     check_format(fmt)
     check_input_file(in_path, "raw input file" if raw else "text file")
     table = None
-    if raw:
-        if table_path:
-            raise TorchRNNError("raw input has no table (the table is for bcl text)")
-    else:
-        check_mode(mode)
-        if mode == "offset":
-            if table_path:
-                raise TorchRNNError("offset mode uses no table (the table is for bcl mode)")
-        else:
-            table_path, table = find_table(in_path, table_path)
+    if _text_mode(raw, mode, table_path, "input") == "bcl":
+        table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, WAV_output=out_wav, table_file=table_path)
     check_output_path(out_wav, "WAV output")
 

@@ -34,7 +34,7 @@ import numpy as np
 from .cmdline import ArgumentParser, UsageError, run_main
 from .errors import TorchRNNError
 from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
-                     check_output_path)
+                     check_output_path, utf8_error)
 
 MODES = ("bcl", "offset")
 OFFSET_BASE = 0x3900
@@ -271,13 +271,6 @@ class TextDecoder:
         return values.astype(np.uint8).tobytes()
 
 
-def _utf8_error(err, offset, source):
-    where = f"{source}: " if source else ""
-    bad = err.object[err.start:err.end].hex(" ")
-    return TorchRNNError(f"{where}not valid UTF-8 at byte offset {offset} "
-                         f"(bytes {bad}: {err.reason})")
-
-
 def decode_text(text, mode="bcl", table=None, unknown="skip"):
     """Decode ``text`` (str, or UTF-8 bytes) back to bytes; returns ``(data, unknown_count)``.
 
@@ -292,7 +285,7 @@ def decode_text(text, mode="bcl", table=None, unknown="skip"):
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as err:
-            raise _utf8_error(err, err.start, None) from None
+            raise utf8_error(err) from None
     decoder = TextDecoder(mode, table, unknown)
     return decoder.decode(text), decoder.unknown
 
@@ -424,7 +417,7 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
             try:
                 text = utf8.decode(chunk, final=not chunk)
             except UnicodeDecodeError as err:
-                raise _utf8_error(err, offset - pending + err.start, in_path) from None
+                raise utf8_error(err, in_path, offset - pending + err.start) from None
             offset += len(chunk)
             if text:
                 out.write(decoder.decode(text))

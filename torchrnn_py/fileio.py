@@ -74,6 +74,16 @@ def parse_json(raw, message):
     raise TorchRNNError(message("json", reason))
 
 
+def utf8_error(err, source=None, offset=None, hint=""):
+    """One line for bytes that are not UTF-8: where (``source`` and the byte ``offset``,
+    default the error's own), which bytes, and why; ``hint`` is appended."""
+    where = f"{source}: " if source else ""
+    offset = err.start if offset is None else offset
+    bad = err.object[err.start:min(err.end, err.start + 8)].hex(" ")
+    return TorchRNNError(f"{where}not valid UTF-8 at byte offset {offset} "
+                         f"(bytes {bad}: {err.reason}){hint}")
+
+
 def check_distinct(**paths):
     """Refuse to let one output overwrite the input or another output (keyword names
     say what each path is, e.g. ``input_file=..., text_output=...``)."""

@@ -47,7 +47,7 @@ import numpy as np
 
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
-from .fileio import check_input_file
+from .fileio import read_input_bytes, utf8_error
 
 PROG = "torchrnn-novel-substrings"
 DEFAULT_MAX_LENGTH = 49  # the original's range(1, 50)
@@ -273,18 +273,11 @@ def read_text(path, what):
     Universal newlines, as the original's ``open(path, 'r')`` under Python 3; a byte sequence
     that is not UTF-8 is reported with its offset; an empty file is an error.
     """
-    check_input_file(path, what)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+    raw = read_input_bytes(path, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        bad = " ".join(f"0x{b:02x}" for b in raw[err.start:min(err.end, err.start + 8)])
-        raise TorchRNNError(f"{path}: {what} is not valid UTF-8: {err.reason} at byte offset "
-                            f"{err.start} (bytes {bad})") from None
+        raise utf8_error(err, f"{path}: {what}") from None
     if not text:
         raise TorchRNNError(f"{path}: {what} is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")
