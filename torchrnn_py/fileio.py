@@ -1,9 +1,18 @@
-"""Small file helpers shared by every stage: clear input errors and atomic outputs."""
+"""Small file helpers shared by every stage: clear input errors and atomic outputs.
+
+Inputs read whole must be regular files (or symlinks to one): a device or a FIFO is refused
+before it is opened (opening a FIFO blocks; /dev/zero never ends). Outputs go through
+:class:`OutputGroup`; see it for devices, FIFOs, symlinks, permissions and stale temp files.
+"""
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
+import stat
 import tempfile
+import time
 
 from .errors import TorchRNNError
 
@@ -15,15 +24,37 @@ def describe_os_error(path, err):
 
 
 def check_input_file(path, what="input file"):
-    """Raise TorchRNNError unless ``path`` is a readable regular file."""
+    """Raise TorchRNNError unless ``path`` is a readable regular file (symlinks followed);
+    checked with ``os.stat`` so that a FIFO is refused without blocking in ``open``."""
     if not path:
         raise TorchRNNError(f"no {what} given")
-    if not os.path.exists(path):
-        raise TorchRNNError(f"{path}: {what} not found")
-    if os.path.isdir(path):
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise TorchRNNError(f"{path}: {what} not found") from None
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise TorchRNNError(f"{path}: expected a {what}, found a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise TorchRNNError(f"{path}: expected a regular file ({_article(what)} {what}), "
+                            f"found {file_kind(st.st_mode)}")
     if not os.access(path, os.R_OK):
         raise TorchRNNError(f"{path}: {what} is not readable (permission denied)")
+
+
+def file_kind(mode):
+    """What an ``st_mode`` is, in words: 'a character device', 'a FIFO (named pipe)', ..."""
+    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _article(noun):
+    return "an" if noun[:1].lower() in "aeiou" or noun.startswith(("HDF5", "MP3")) else "a"
 
 
 def read_input_bytes(path, what="input file"):
@@ -107,12 +138,21 @@ def _same_file(a, b):
 def check_output_path(path, what="output file", create_dir=False):
     """Raise TorchRNNError unless a file can be written at ``path``.
 
-    With ``create_dir`` the missing parent directories are created first (as train.lua's
-    ``paths.mkdir`` does for checkpoints); otherwise a missing directory is an error.
+    With ``create_dir`` the missing parent directories (of a symlink's target) are created
+    first (as train.lua's ``paths.mkdir`` does for checkpoints); otherwise a missing
+    directory is an error. A character device or FIFO passes if it is writable (it is
+    written through, see :class:`OutputGroup`); a block device or socket is refused.
     """
     if not path:
         raise TorchRNNError(f"no {what} given")
-    parent = os.path.dirname(os.path.abspath(path))
+    target, st = _resolve_output(path, what)
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise TorchRNNError(f"{path}: cannot write {what}: it is a directory")
+    if _writes_through(path, what, target, st):
+        if not os.access(path, os.W_OK):
+            raise TorchRNNError(f"{path}: cannot write {what}: permission denied")
+        return
+    parent = os.path.dirname(target)
     if create_dir and not os.path.isdir(parent):
         try:
             os.makedirs(parent, exist_ok=True)
@@ -121,10 +161,120 @@ def check_output_path(path, what="output file", create_dir=False):
                                 f"{err.strerror or err}") from None
     if not os.path.isdir(parent):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} does not exist")
-    if os.path.isdir(path):
-        raise TorchRNNError(f"{path}: cannot write {what}: it is a directory")
     if not os.access(parent, os.W_OK):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} is not writable")
+
+
+def _resolve_output(path, what):
+    """``(target, st)``: the real path a write to ``path`` replaces (symlinks followed, so
+    the link itself stays a link), or None when the chain passes through /proc (magic
+    links such as /dev/stdout, which must be written through); ``st`` is ``os.stat(path)``,
+    None when nothing exists there yet."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
+    link = os.path.abspath(path)
+    for _ in range(40):
+        parent = os.path.realpath(os.path.dirname(link))
+        link = os.path.join(parent, os.path.basename(link))
+        if parent == "/proc" or parent.startswith("/proc/"):
+            return None, st
+        if not os.path.islink(link):
+            return link, st
+        try:
+            link = os.path.join(parent, os.readlink(link))
+        except OSError as err:
+            raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
+    raise TorchRNNError(f"{path}: cannot write {what}: {os.strerror(errno.ELOOP)}")
+
+
+def _writes_through(path, what, target, st):
+    """True for outputs opened and written in place: character devices (/dev/null,
+    /dev/full, a terminal), FIFOs, and regular files reached through /proc; refuses
+    block devices, sockets and other special files."""
+    if st is None:
+        if target is None:
+            raise TorchRNNError(f"{path}: cannot write {what}: no such file")
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return target is None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        return False
+    raise TorchRNNError(f"{path}: cannot write {what}: expected a regular file, a new file "
+                        f"name, a character device or a FIFO, found {file_kind(st.st_mode)}")
+
+
+#: A temporary file of ours whose writer's PID is gone is removed once it is this old.
+STALE_TEMP_SECONDS = 300
+#: Any temporary file of ours untouched this long is removed (its PID may be reused).
+ABANDONED_TEMP_SECONDS = 24 * 3600
+
+
+def _temp_pattern(name):
+    """Our temporary files for output ``name``: ``.<name>.<pid>-<8 chars>.tmp`` (and the
+    ``.old.tmp`` backups of a group commit); group 1 is the writer's PID, absent in the
+    names of versions before the PID was added (``.<name>.<8 chars>.tmp``)."""
+    return re.compile(r"\." + re.escape(name) + r"\.(?:(\d+)-)?[a-z0-9_]{8}(?:\.old)?\.tmp\Z")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # alive, someone else's
+        return True
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+def remove_stale_temps(directory, name, now=None):
+    """Remove the temporary files a killed writer of ``name`` left in ``directory``.
+
+    Only names of exactly our pattern (see :func:`_temp_pattern`) are touched, and only
+    stale ones: the PID in the name is no live process here and the file has not been
+    modified for ``STALE_TEMP_SECONDS`` (the age guards a writer in another PID namespace
+    or host sharing the directory, which keeps touching its file), or, whatever the PID
+    (it may have been reused after a reboot; old names have none), the file has not been
+    modified for ``ABANDONED_TEMP_SECONDS``. Returns the names removed."""
+    pattern, now = _temp_pattern(name), time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        age = now - st.st_mtime
+        pid = match.group(1)
+        dead = pid is not None and int(pid) != os.getpid() and not _pid_alive(int(pid))
+        if stat.S_ISREG(st.st_mode) and ((dead and age > STALE_TEMP_SECONDS)
+                                         or age > ABANDONED_TEMP_SECONDS):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+class _Entry:
+    """One output of a group: the user's ``path``, the ``target`` renamed over (None when
+    written through), the ``tmp`` file, the open ``file``, and ``what`` it is."""
+
+    def __init__(self, path, target, tmp, what):
+        self.path, self.target, self.tmp, self.what = path, target, tmp, what
+        self.file = None
 
 
 class OutputGroup:
@@ -132,29 +282,55 @@ class OutputGroup:
 
     ``open(path, mode, what, **kw)`` gives an open temporary file beside ``path``;
     ``temp_path(path, what)`` a temporary file name, for writers that want one (h5py).
+
+    What ``path`` is decides how it is written. A new name or a regular file: a temporary
+    file beside it, renamed over it on commit, keeping an existing file's permission bits
+    (and owner where allowed); a new file gets the umask's mode. A symlink: the same for
+    its final target, so the link stays a link. A character device (/dev/null, /dev/full,
+    a terminal), a FIFO, or a file reached through /proc (/dev/stdout): ``open`` writes to
+    it directly, so errors such as a full disk are reported against ``path``; such an
+    output cannot be rolled back, but it is flushed before any file of the group is
+    renamed, so a failure there still leaves the group's files untouched. ``temp_path``
+    refuses them (its writers need a regular file). Block devices and sockets are refused.
+    Before each temporary file is made, stale ones of the same output are removed
+    (:func:`remove_stale_temps`); their names carry the writer's PID for that.
     """
 
     def __init__(self, create_dir=False):
         self.create_dir = create_dir
-        self.entries = []           # [path, tmp, file or None, what]
+        self.entries = []           # [_Entry]
 
-    def _new(self, path, what):
+    def _new(self, path, what, through_ok):
         check_output_path(path, what, create_dir=self.create_dir)
-        parent = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+        target, st = _resolve_output(path, what)
+        if _writes_through(path, what, target, st):
+            if not through_ok:
+                raise TorchRNNError(f"{path}: cannot write {what} there: it needs a regular "
+                                    f"file or a new file name, found {file_kind(st.st_mode)}")
+            flags = os.O_WRONLY | (os.O_APPEND if stat.S_ISREG(st.st_mode) else 0)
+            try:
+                fd = os.open(path, flags)
+            except OSError as err:
+                raise TorchRNNError(f"{path}: cannot write {what}: "
+                                    f"{err.strerror or err}") from None
+            self.entries.append(_Entry(path, None, None, what))
+            return fd
+        parent, name = os.path.split(target)
+        remove_stale_temps(parent, name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}-", suffix=".tmp",
                                    dir=parent)
-        self.entries.append([path, tmp, None, what])
-        return fd, tmp
+        self.entries.append(_Entry(path, target, tmp, what))
+        return fd
 
     def open(self, path, mode="wb", what="output file", **open_kwargs):
-        fd, tmp = self._new(path, what)
-        self.entries[-1][2] = os.fdopen(fd, mode, **open_kwargs)
-        return self.entries[-1][2]
+        fd = self._new(path, what, through_ok=True)
+        self.entries[-1].file = os.fdopen(fd, mode, **open_kwargs)
+        return self.entries[-1].file
 
     def temp_path(self, path, what="output file"):
-        fd, tmp = self._new(path, what)
+        fd = self._new(path, what, through_ok=False)
         os.close(fd)
-        return tmp
+        return self.entries[-1].tmp
 
     def error(self, err):
         """The one-line error for an OSError in the body: the writes go to the file
@@ -162,46 +338,41 @@ class OutputGroup:
         reason = err.strerror or err
         if not self.entries:
             return TorchRNNError(f"cannot write output: {reason}")
-        path, _, _, what = self.entries[-1]
-        return TorchRNNError(f"{path}: cannot write {what}: {reason}")
+        entry = self.entries[-1]
+        return TorchRNNError(f"{entry.path}: cannot write {entry.what}: {reason}")
 
     def commit(self):
-        """Flush and fsync every file, then rename them all over their paths; if a rename
-        fails, put back the ones already renamed (from hard-link backups)."""
-        for entry in self.entries:
-            path, tmp, f, what = entry
+        """Flush and fsync every file (written-through ones first), then rename them all
+        over their targets; if a rename fails, put back the ones already renamed (from
+        hard-link backups)."""
+        order = sorted(self.entries, key=lambda e: e.target is not None)
+        for entry in order:
             try:
-                if f is not None:
-                    f.flush()
-                    os.fsync(f.fileno())
-                    f.close()
-                    entry[2] = None
-                else:
-                    with open(tmp, "rb") as done:
-                        os.fsync(done.fileno())
-                _keep_permissions(tmp)
+                _finish(entry)
             except OSError as err:
-                raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
-        renamed = []                    # (path, backup or None)
+                raise TorchRNNError(f"{entry.path}: cannot write {entry.what}: "
+                                    f"{err.strerror or err}") from None
+        renamed = []                    # (target, backup or None)
+        replacing = [e for e in self.entries if e.target is not None]
         try:
-            for path, tmp, _, what in self.entries:
+            for entry in replacing:
                 backup = None
-                if len(self.entries) > 1 and os.path.exists(path):
-                    backup = tmp[:-len(".tmp")] + ".old.tmp"
+                if len(replacing) > 1 and os.path.exists(entry.target):
+                    backup = entry.tmp[:-len(".tmp")] + ".old.tmp"
                     try:
-                        os.link(path, backup)           # cheap: no data is copied
+                        os.link(entry.target, backup)   # cheap: no data is copied
                     except OSError:                     # no hard links here (vfat, ...)
-                        shutil.copy2(path, backup)
+                        shutil.copy2(entry.target, backup)
                 try:
-                    os.replace(tmp, path)
+                    os.replace(entry.tmp, entry.target)
                 except OSError as err:
-                    raise TorchRNNError(f"{path}: cannot write {what}: "
+                    raise TorchRNNError(f"{entry.path}: cannot write {entry.what}: "
                                         f"{err.strerror or err}") from None
-                renamed.append((path, backup))
+                renamed.append((entry.target, backup))
         except BaseException:
-            for path, backup in reversed(renamed):
+            for target, backup in reversed(renamed):
                 with contextlib.suppress(OSError):
-                    os.replace(backup, path) if backup else os.unlink(path)
+                    os.replace(backup, target) if backup else os.unlink(target)
             raise
         finally:
             for _, backup in renamed:
@@ -211,13 +382,34 @@ class OutputGroup:
 
     def abort(self):
         """Remove every temporary file; the paths keep what they had."""
-        for path, tmp, f, _ in self.entries:
-            if f is not None:
+        for entry in self.entries:
+            if entry.file is not None:
                 with contextlib.suppress(OSError):
-                    f.close()
-            _remove_quietly(tmp)
-            _remove_quietly(tmp[:-len(".tmp")] + ".old.tmp")
+                    entry.file.close()
+            if entry.tmp is not None:
+                _remove_quietly(entry.tmp)
+                _remove_quietly(entry.tmp[:-len(".tmp")] + ".old.tmp")
         self.entries = []
+
+
+def _finish(entry):
+    """Flush, sync and close one output; give a temporary file its final mode."""
+    f = entry.file
+    if entry.tmp is None:               # written through: devices and FIFOs cannot fsync
+        if f is not None:
+            f.flush()
+            entry.file = None
+            f.close()
+        return
+    if f is not None:
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        entry.file = None
+    else:
+        with open(entry.tmp, "rb") as done:
+            os.fsync(done.fileno())
+    _keep_permissions(entry.tmp, entry.target)
 
 
 @contextlib.contextmanager
@@ -244,7 +436,8 @@ def atomic_output(path, mode="wb", what="output file", create_dir=False, **open_
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
 
     If the body raises (or the disk fills), the temporary file is removed and whatever
-    was at ``path`` before is left untouched. Yields the open file object.
+    was at ``path`` before is left untouched. Yields the open file object. A device or
+    FIFO is written directly (see :class:`OutputGroup`).
     """
     with atomic_outputs(create_dir) as group:
         yield group.open(path, mode, what, **open_kwargs)
@@ -252,16 +445,29 @@ def atomic_output(path, mode="wb", what="output file", create_dir=False, **open_
 
 @contextlib.contextmanager
 def atomic_path(path, what="output file", create_dir=False):
-    """Like :func:`atomic_output`, for writers that want a file name (h5py, etc.)."""
+    """Like :func:`atomic_output`, for writers that want a file name (h5py, etc.); the
+    path must be a regular file or a new name (or a symlink to one)."""
     with atomic_outputs(create_dir) as group:
         yield group.temp_path(path, what)
 
 
-def _keep_permissions(tmp):
-    """mkstemp makes 0600 files; give the result the usual umask-based mode instead."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+def _keep_permissions(tmp, target):
+    """mkstemp makes 0600 files: give the result the mode (and, where allowed, the owner)
+    of the file it replaces, or the usual umask-based mode for a new file."""
+    try:
+        old = os.stat(target)
+    except OSError:
+        old = None
+    if old is None or not stat.S_ISREG(old.st_mode):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        return
+    os.chmod(tmp, stat.S_IMODE(old.st_mode) & 0o777)
+    new = os.stat(tmp)
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        with contextlib.suppress(OSError):
+            os.chown(tmp, old.st_uid, old.st_gid)
 
 
 def _remove_quietly(path):

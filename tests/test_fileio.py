@@ -1,0 +1,247 @@
+"""fileio: outputs that are devices, FIFOs, symlinks or 0600 files; stale temporary files;
+inputs that are not regular files (issue 9, section 6)."""
+import os
+import stat
+import threading
+import time
+
+import pytest
+
+from conftest import GOLDEN
+from torchrnn_py import audio, bintoutf8, fileio, novel_substrings
+from torchrnn_py import checkpoint as ckpt
+from torchrnn_py.errors import TorchRNNError
+from torchrnn_py.t7 import read_t7, write_t7
+
+CP100 = GOLDEN / "checkpoints" / "lstm_small_cp_100"
+
+
+def _is_char_device(path):
+    return stat.S_ISCHR(os.stat(path).st_mode)
+
+
+@pytest.fixture(autouse=True)
+def no_renames_into_dev(monkeypatch):
+    """Run as root, a regressed writer would rename a regular file over /dev/null or
+    /dev/full of the whole machine: make such a rename fail the test instead."""
+    real_replace, real_rename = os.replace, os.rename
+
+    def guard(real):
+        def checked(src, dst, *args, **kwargs):
+            if os.path.realpath(os.fspath(dst)).startswith("/dev/"):
+                raise AssertionError(f"would replace the device node {dst}")
+            return real(src, dst, *args, **kwargs)
+        return checked
+
+    monkeypatch.setattr(os, "replace", guard(real_replace))
+    monkeypatch.setattr(os, "rename", guard(real_rename))
+
+
+# -- outputs ---------------------------------------------------------------------------------
+
+def test_dev_full_output_reports_a_full_disk_and_stays_a_device():
+    with pytest.raises(TorchRNNError) as info:
+        with fileio.atomic_output("/dev/full", "wb", what="sample file") as f:
+            f.write(b"x" * 100)
+    message = str(info.value)
+    assert message.startswith("/dev/full: cannot write sample file:"), message
+    assert os.strerror(28) in message and "\n" not in message
+    assert _is_char_device("/dev/full")
+
+
+def test_t7_writer_to_dev_full_is_one_line_error():
+    with pytest.raises(TorchRNNError, match="^/dev/full: .*No space left on device"):
+        write_t7("/dev/full", {"a": 1.0})
+    assert _is_char_device("/dev/full")
+
+
+def test_dev_null_output_is_written_through():
+    with fileio.atomic_output("/dev/null", "wb") as f:
+        f.write(b"discarded")
+    assert _is_char_device("/dev/null")
+
+
+def test_fifo_output_is_written_through(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+
+    def reader():
+        with open(fifo, "rb") as f:
+            received.append(f.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    with fileio.atomic_output(str(fifo), "wb") as f:
+        f.write(b"through the pipe")
+    thread.join(5)
+    assert received == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_symlink_output_replaces_its_target_not_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "links").mkdir()
+    target = tmp_path / "real" / "out.txt"
+    target.write_bytes(b"old")
+    link = tmp_path / "links" / "out.txt"
+    link.symlink_to(os.path.relpath(target, link.parent))
+    with fileio.atomic_output(str(link), "wb") as f:
+        f.write(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert sorted(p.name for p in (tmp_path / "links").iterdir()) == ["out.txt"]
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["out.txt"]
+
+
+def test_dangling_symlink_output_creates_its_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "out.txt"
+    link.symlink_to(tmp_path / "real" / "new.txt")
+    with fileio.atomic_output(str(link), "wb") as f:
+        f.write(b"made")
+    assert link.is_symlink() and (tmp_path / "real" / "new.txt").read_bytes() == b"made"
+
+
+def test_existing_output_keeps_its_permission_bits(tmp_path):
+    path = tmp_path / "secret.txt"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o600)
+    with fileio.atomic_output(str(path), "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    os.chmod(path, 0o640)
+    with fileio.atomic_outputs() as group:          # the group commit too
+        group.open(str(path)).write(b"newer")
+        group.open(str(tmp_path / "other.txt")).write(b"x")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_new_output_gets_the_umask_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with fileio.atomic_output(str(tmp_path / "new.txt"), "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.txt").st_mode) == 0o640
+
+
+def test_named_temp_writers_refuse_a_device():
+    with pytest.raises(TorchRNNError, match="^/dev/null: cannot write PNG file there: it needs "
+                                            "a regular file .*found a character device$"):
+        with fileio.atomic_path("/dev/null", "PNG file"):
+            pass
+
+
+def test_group_with_a_full_device_leaves_its_regular_files_alone(tmp_path):
+    path = tmp_path / "table.bcl"
+    path.write_bytes(b"old")
+    with pytest.raises(TorchRNNError, match="^/dev/full: cannot write text output: No space"):
+        with fileio.atomic_outputs() as group:
+            group.open("/dev/full", what="text output").write(b"t")
+            group.open(str(path), what="table").write(b"new")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.bcl"]
+
+
+def test_socket_output_is_refused(tmp_path):
+    import socket
+    path = tmp_path / "sock"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        with pytest.raises(TorchRNNError, match="found a socket$"):
+            fileio.check_output_path(str(path))
+    finally:
+        server.close()
+
+
+# -- stale temporary files -------------------------------------------------------------------
+
+def _dead_pid():
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read()) + 1                    # no process can have it
+
+
+def _age(path, seconds):
+    when = time.time() - seconds
+    os.utime(path, (when, when))
+
+
+def test_stale_temp_files_of_the_same_output_are_removed(tmp_path):
+    dead, alive = _dead_pid(), os.getpid()
+    names = {
+        f".c_10.t7.{dead}-abcdefgh.tmp": (600, True),        # dead writer, old: ours
+        f".c_10.t7.{dead}-abcdefgh.old.tmp": (600, True),    # its group backup
+        ".c_10.t7.k3j_9x0q.tmp": (2 * 86400, True),          # before PIDs, abandoned
+        f".c_10.t7.{dead}-zzzzzzzz.tmp": (10, False),        # dead writer, just now
+        f".c_10.t7.{alive}-abcdefgh.tmp": (600, False),      # a live writer
+        ".c_10.t7.k3j_9x0q.tmp.keep": (2 * 86400, False),    # not our pattern
+        f".c_100.t7.{dead}-abcdefgh.tmp": (600, False),      # another output
+        f"c_10.t7.{dead}-abcdefgh.tmp": (600, False),        # not hidden
+    }
+    for name, (age, _) in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        _age(tmp_path / name, age)
+    with fileio.atomic_output(str(tmp_path / "c_10.t7"), "wb") as f:
+        f.write(b"checkpoint")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"c_10.t7"} | {n for n, (_, gone) in names.items() if not gone}
+
+
+def test_temp_file_names_carry_the_writer_pid(tmp_path):
+    with fileio.atomic_outputs() as group:
+        tmp = group.temp_path(str(tmp_path / "data.h5"))
+        assert os.path.basename(tmp).startswith(f".data.h5.{os.getpid()}-")
+        assert fileio._temp_pattern("data.h5").match(os.path.basename(tmp))
+        open(tmp, "wb").close()
+
+
+# -- inputs ----------------------------------------------------------------------------------
+
+def _in_time(function, *args):
+    """Call ``function`` in a thread; a FIFO opened for reading would block it forever."""
+    outcome = []
+
+    def body():
+        try:
+            function(*args)
+            outcome.append(None)
+        except TorchRNNError as err:
+            outcome.append(err)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert outcome, f"{function.__name__} blocked"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("reader", [
+    ckpt.load_checkpoint, ckpt.read_checkpoint_json, read_t7, audio.read_wav_info,
+    bintoutf8.read_table, bintoutf8.build_table_from_file,
+    lambda path: novel_substrings.read_text(path, "training text"),
+    lambda path: fileio.read_input_bytes(path, "vocabulary file"),
+], ids=["checkpoint", "json", "t7", "wav", "bcl", "bintoutf8", "novel", "bytes"])
+def test_readers_refuse_devices_and_fifos_without_blocking(reader, tmp_path):
+    err = _in_time(reader, "/dev/zero")
+    assert isinstance(err, TorchRNNError)
+    assert str(err).startswith("/dev/zero: expected a regular file (")
+    assert str(err).endswith("), found a character device")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    err = _in_time(reader, str(fifo))
+    assert isinstance(err, TorchRNNError) and str(err).endswith("found a FIFO (named pipe)")
+
+
+def test_checkpoint_message_names_what_was_expected():
+    err = _in_time(ckpt.load_checkpoint, "/dev/zero")
+    assert str(err) == "/dev/zero: expected a regular file (a checkpoint), found a character device"
+
+
+def test_symlink_to_a_regular_input_is_fine(tmp_path):
+    link = tmp_path / "cp.t7"
+    link.symlink_to(str(CP100) + ".t7")
+    assert ckpt.load_checkpoint(str(link))["i"] == 100
