@@ -3,6 +3,8 @@
 fields, classes, versions and storage layout of the original's files, old and CUDA
 variants load, and the JSON is written the way lua-cjson writes it."""
 import json
+import math
+import os
 import re
 import struct
 
@@ -552,3 +554,148 @@ def test_load_checkpoint_rejects_wrong_layout(tmp_path):
     write_t7(path, root)
     with pytest.raises(TorchRNNError, match="broken.t7"):
         ckpt.load_checkpoint(path)
+
+
+# -- hostile files: declared sizes, cycles, nesting, dropout (issue 9, section 6) ----------
+
+def _hostile_file(tmp_path, change, extra=None):
+    """Our small 2-layer LSTM checkpoint with ``change(lm)`` applied to its
+    nn.LanguageModel TorchObject (and ``extra`` fields added to the root table)."""
+    model = _model("lstm", dropout=0.3)
+    lm = ckpt.model_to_t7(model)
+    change(lm)
+    path = tmp_path / "hostile.t7"
+    write_t7(str(path), dict({"model": lm, "i": 1.0, "opt": {"batch_size": 1.0}}, **(extra or {})))
+    return str(path)
+
+
+def _modules(lm):
+    return lm.fields["net"].fields["modules"]
+
+
+def _stride0(*shape):
+    return torch.zeros(1).expand(*shape)       # one stored number, a huge declared tensor
+
+
+@pytest.fixture
+def no_model_built(monkeypatch):
+    built = []
+
+    def spy(*args, **kwargs):
+        built.append(args)
+        return LanguageModel(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "LanguageModel", spy)
+    return built
+
+
+def test_mismatched_shapes_are_refused_before_the_model_is_built(tmp_path, no_model_built):
+    def wide_embedding(lm):       # D = 200000 would make each LSTM weight 200006 x 24
+        _modules(lm)[0].fields["weight"] = _stride0(len(TOKENS), 200000)
+    path = _hostile_file(tmp_path, wide_embedding)
+    assert os.path.getsize(path) < 64 * 1024
+    with pytest.raises(TorchRNNError) as info:
+        ckpt.load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(path + ": not a usable torch-rnn model: nn.LSTM number 1.weight "
+                                     "has shape (11, 24), expected (200006, 24)"), message
+    assert "\n" not in message and no_model_built == []
+
+
+def test_consistent_stride0_weights_are_refused_without_allocating(tmp_path, no_model_built):
+    V, D, H = len(TOKENS), 1000, 500
+
+    def overlapping(lm):          # every shape agrees; every weight is one stored number
+        modules = _modules(lm)
+        modules[0].fields["weight"] = _stride0(V, D)
+        rnns = [m for m in modules if m.class_name == "nn.LSTM"]
+        for index, rnn in enumerate(rnns):
+            rnn.fields["weight"] = _stride0((D if index == 0 else H) + H, 4 * H)
+            rnn.fields["bias"] = _stride0(4 * H)
+        linear = next(m for m in modules if m.class_name == "nn.Linear")
+        linear.fields["weight"], linear.fields["bias"] = _stride0(V, H), _stride0(V)
+    path = _hostile_file(tmp_path, overlapping)
+    assert os.path.getsize(path) < 64 * 1024
+    with pytest.raises(TorchRNNError, match=r"^.*hostile\.t7: not a usable torch-rnn model: "
+                                            r"LookupTable\.weight declares 10000 numbers but its "
+                                            r"storage holds only 1 \(an overlapping"):
+        ckpt.load_checkpoint(path)
+    assert no_model_built == []
+
+
+def test_weights_sharing_too_small_a_storage_are_refused(tmp_path):
+    def shared(lm):               # each weight fits its storage, but all overlap one another
+        block = torch.zeros(300)
+        for m in _modules(lm):
+            for name in ("weight", "bias"):
+                if m.class_name in ("nn.LookupTable", "nn.LSTM", "nn.Linear") \
+                        and name in m.fields:
+                    shape = m.fields[name].shape
+                    m.fields[name] = block[:math.prod(shape)].view(shape)
+    path = _hostile_file(tmp_path, shared)
+    with pytest.raises(TorchRNNError, match="the weights declare .* numbers but the file stores "
+                                            "only .* \\(overlapping views\\)$"):
+        ckpt.load_checkpoint(path)
+
+
+def test_real_checkpoints_pass_the_storage_bound(tmp_path):
+    model = _model("lstm", batchnorm=1, dropout=0.3)
+    ckpt.save_checkpoint(str(tmp_path / "cp.t7"), _checkpoint(model))
+    loaded = ckpt.load_checkpoint(str(tmp_path / "cp.t7"))["model"]
+    assert torch.equal(loaded.linear.weight, model.linear.weight)
+
+
+def test_cyclic_opt_is_refused_in_one_line(tmp_path):
+    opt = {"batch_size": 1.0}
+    opt["self"] = opt
+    path = _hostile_file(tmp_path, lambda lm: None, {"opt": opt})
+    with pytest.raises(TorchRNNError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(info.value) == (f"{path}: the checkpoint's field 'opt' contains itself "
+                               f"(a cycle of tables); refusing it")
+
+
+def test_shared_tables_are_converted_once():
+    inner = {"a": 1.0}
+    value = ckpt.from_lua({"x": inner, "y": {1: inner, 2: inner}})
+    assert value == {"x": {"a": 1}, "y": [{"a": 1}, {"a": 1}]}
+    assert value["x"] is value["y"][0]
+
+
+def test_deep_nesting_in_fields_is_refused_in_one_line(tmp_path):
+    deep = leaf = {}
+    for _ in range(3000):
+        leaf["next"] = {}
+        leaf = leaf["next"]
+    path = _hostile_file(tmp_path, lambda lm: None, {"notes": deep})
+    with pytest.raises(TorchRNNError, match=r"field 'notes' has tables nested more than 100 "
+                                            r"levels deep; refusing it$"):
+        ckpt.load_checkpoint(path)
+    shallow = leaf = {}
+    for _ in range(ckpt.MAX_FIELD_DEPTH - 1):
+        leaf["next"] = {}
+        leaf = leaf["next"]
+    value, depth = ckpt.from_lua(shallow), 0
+    while value:
+        value, depth = value["next"], depth + 1
+    assert depth == ckpt.MAX_FIELD_DEPTH - 1
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, -0.25])
+def test_dropout_p_outside_its_range_is_one_line(tmp_path, p):
+    def bad_dropout(lm):
+        for m in _modules(lm):
+            if m.class_name == "nn.Dropout":
+                m.fields["p"] = p
+    path = _hostile_file(tmp_path, bad_dropout)
+    with pytest.raises(TorchRNNError) as info:
+        ckpt.load_checkpoint(path)
+    assert str(info.value) == (f"{path}: not a usable torch-rnn model: nn.Dropout.p should be "
+                               f"in [0, 1), found {p}")
+
+
+def test_dropout_zero_in_the_first_layer_only_loads(tmp_path):
+    def first_zero(lm):
+        next(m for m in _modules(lm) if m.class_name == "nn.Dropout").fields["p"] = 0.0
+    model = ckpt.load_checkpoint(_hostile_file(tmp_path, first_zero))["model"]
+    assert [d.p for d in model.dropouts] == [0.0, 0.3]

@@ -56,7 +56,8 @@ def load_checkpoint(path):
         if key == "model":
             checkpoint["model"] = model_from_t7(value, path)
         else:
-            checkpoint[key] = from_lua(value, as_list=key in HISTORY_KEYS)
+            checkpoint[key] = from_lua(value, as_list=key in HISTORY_KEYS,
+                                       where=f"{path}: the checkpoint's field {key!r}")
     return checkpoint
 
 
@@ -112,19 +113,17 @@ def model_from_t7(lm, source="checkpoint"):
     kinds = {layer["type"] for layer in layers}
     if len(kinds) != 1:
         fail("mixes LSTM and VanillaRNN layers")
-    V, D = embedding.shape
-    if V != len(vocab):
-        fail(f"the embedding has {V} rows but idx_to_token has {len(vocab)} tokens")
-    H = _tensor(layers[0]["rnn"], "bias", 1, fail).shape[0] // (4 if "lstm" in kinds else 1)
+    model_type = kinds.pop()
+    D, H = _check_shapes(embedding, layers, linear, len(vocab), model_type, fail)
     dropouts = [layer.get("dropout") for layer in layers]
-    p = _number(dropouts[0], "p", fail) if dropouts[0] is not None else 0.0
     if any((d is None) != (dropouts[0] is None) for d in dropouts):
         fail("dropout after some recurrent layers but not others")
+    ps = [_dropout_p(d, fail) for d in dropouts if d is not None]
     has_bn = ["bn" in layer for layer in layers]
     if any(b != has_bn[0] for b in has_bn):
         fail("batch normalisation after some recurrent layers but not others")
-    model = LanguageModel(vocab, kinds.pop(), D, H, len(layers), p, int(has_bn[0]),
-                          generator=_NoDraws())
+    model = LanguageModel(vocab, model_type, D, H, len(layers), max(ps, default=0.0),
+                          int(has_bn[0]), generator=_NoDraws())
     with torch.no_grad():
         model.embedding.weight.copy_(embedding)
         for index, (layer, rnn) in enumerate(zip(layers, model.rnns)):
@@ -135,13 +134,75 @@ def model_from_t7(lm, source="checkpoint"):
             _copy(rnn.bias, bias, where + ".bias", fail)
             if "bn" in layer:
                 _load_batchnorm(model.batchnorms[index], layer["bn"], fail)
-            if dropouts[index] is not None:
-                model.dropouts[index].p = _number(dropouts[index], "p", fail)
+            if dropouts[index] is not None and model.dropouts:
+                model.dropouts[index].p = _dropout_p(dropouts[index], fail)
                 model.dropouts[index].v2 = bool(dropouts[index].get("v2", False))
         _copy(model.linear.weight, _tensor(linear, "weight", 2, fail), "Linear.weight", fail)
         _copy(model.linear.bias, _tensor(linear, "bias", 1, fail), "Linear.bias", fail)
     model.train(bool(lm.get("train", True)))
     return model
+
+
+def _check_shapes(embedding, layers, linear, V, model_type, fail):
+    """``(D, H)`` once every weight has the shape the embedding and the first bias imply
+    and the file stores at least as many numbers as the model would hold: checked before
+    the model is built, so a hostile file cannot make it allocate more than it contains
+    (stride-0 views can declare huge tensors over a tiny storage)."""
+    gates = 4 if model_type == "lstm" else 1
+    if embedding.shape[0] != V:
+        fail(f"the embedding has {embedding.shape[0]} rows but idx_to_token has {V} tokens")
+    D = embedding.shape[1]
+    bias0 = _tensor(layers[0]["rnn"], "bias", 1, fail)
+    H = bias0.shape[0] // gates
+    if H < 1 or D < 1 or bias0.shape[0] != gates * H:
+        fail(f"{layers[0]['rnn'].class_name}.bias has {bias0.shape[0]} elements, expected "
+             f"a positive multiple of {gates}; the embedding is {V} x {D}")
+    expected = [(embedding, (V, D), "LookupTable.weight")]
+    for index, layer in enumerate(layers):
+        rnn, where = layer["rnn"], f"{layer['rnn'].class_name} number {index + 1}"
+        expected += [(_tensor(rnn, "weight", 2, fail), ((D if index == 0 else H) + H, gates * H),
+                      where + ".weight"),
+                     (_tensor(rnn, "bias", 1, fail), (gates * H,), where + ".bias")]
+        if "bn" in layer:
+            bn = layer["bn"]
+            if bn.get("affine", True) is False or bn.get("weight") is None:
+                fail("BatchNormalization without affine parameters is not supported")
+            names = ["weight", "bias", "running_mean"] + [
+                name for name in ("running_var", "running_std") if name in bn][:1]
+            expected += [(_tensor(bn, name, 1, fail), (H,), f"BatchNormalization.{name}")
+                         for name in names]
+    expected += [(_tensor(linear, "weight", 2, fail), (V, H), "Linear.weight"),
+                 (_tensor(linear, "bias", 1, fail), (V,), "Linear.bias")]
+    for tensor, shape, what in expected:
+        if tuple(tensor.shape) != shape:
+            fail(f"{what} has shape {tuple(tensor.shape)}, expected {shape} (vocabulary {V}, "
+                 f"wordvec_size {D}, rnn_size {H})")
+    _check_stored(expected, fail)
+    return D, H
+
+
+def _check_stored(expected, fail):
+    """Refuse weights that hold more numbers than the storages behind them (overlapping,
+    stride-0 views): a tensor larger than its own storage, or more parameters in all
+    than the distinct storages hold."""
+    storages, total = {}, 0
+    for tensor, _, what in expected:
+        stored = tensor.untyped_storage().nbytes() // tensor.element_size()
+        if tensor.numel() > stored:
+            fail(f"{what} declares {tensor.numel()} numbers but its storage holds only "
+                 f"{stored} (an overlapping, stride-0 view)")
+        storages[tensor.untyped_storage().data_ptr()] = stored
+        total += tensor.numel()
+    if total > sum(storages.values()):
+        fail(f"the weights declare {total} numbers but the file stores only "
+             f"{sum(storages.values())} (overlapping views)")
+
+
+def _dropout_p(module, fail):
+    p = _number(module, "p", fail)
+    if not 0 <= p < 1:
+        fail(f"nn.Dropout.p should be in [0, 1), found {p}")
+    return p
 
 
 def _load_batchnorm(bn, module, fail):
@@ -225,19 +286,45 @@ def _describe(value):
     return f"a {type(value).__name__}"
 
 
-def from_lua(value, as_list=False):
+#: Deepest nesting accepted in a checkpoint's non-model fields (train.lua's are 2 deep).
+MAX_FIELD_DEPTH = 100
+
+
+def from_lua(value, as_list=False, where="the value"):
     """Lua values as plain Python: integral numbers -> int, tables with keys 1..n ->
-    lists (and an empty table -> [] where a list is expected), Storages -> lists."""
+    lists (and an empty table -> [] where a list is expected), Storages -> lists.
+
+    A table reached twice is converted once and shared; one that contains itself, or
+    nesting deeper than ``MAX_FIELD_DEPTH``, is one TorchRNNError naming ``where``."""
+    return _from_lua(value, as_list, where, {}, set(), 0)
+
+
+def _from_lua(value, as_list, where, done, active, depth):
     if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
         return int(value)
     if isinstance(value, Storage):
-        return [from_lua(v) for v in value.tolist()]
-    if isinstance(value, dict):
-        n = len(value)
-        if (n and set(value) == set(range(1, n + 1))) or (as_list and n == 0):
-            return [from_lua(value[k]) for k in range(1, n + 1)]
-        return {k: from_lua(v) for k, v in value.items()}
-    return value
+        return [_from_lua(v, False, where, done, active, depth) for v in value.tolist()]
+    if not isinstance(value, dict):
+        return value
+    key = id(value)
+    if key in active:
+        raise TorchRNNError(f"{where} contains itself (a cycle of tables); refusing it")
+    if key in done:
+        return done[key]
+    if depth >= MAX_FIELD_DEPTH:
+        raise TorchRNNError(f"{where} has tables nested more than {MAX_FIELD_DEPTH} levels "
+                            f"deep; refusing it")
+    active.add(key)
+    n = len(value)
+    if (n and set(value) == set(range(1, n + 1))) or (as_list and n == 0):
+        result = [_from_lua(value[k], False, where, done, active, depth + 1)
+                  for k in range(1, n + 1)]
+    else:
+        result = {k: _from_lua(v, False, where, done, active, depth + 1)
+                  for k, v in value.items()}
+    active.discard(key)
+    done[key] = result
+    return result
 
 
 # -- writing ------------------------------------------------------------------------------
