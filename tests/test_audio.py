@@ -5,6 +5,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -345,7 +346,7 @@ def test_8bit_pcm_wav_to_bytes_to_wav_is_exact(tmp_path, capsys):
     assert status == 0 and "8-bit PCM, 11025 Hz, 1 channel" in out and "raw bytes" in out
     assert raw.read_bytes() == original.tobytes()
     status, out, _ = run(capsys, "decode", raw, back, "--format", "pcm", "--raw")
-    assert status == 0 and "as a 8-bit PCM WAV" in out
+    assert status == 0 and "as an 8-bit PCM WAV" in out
     rate, data = wavfile.read(str(back))
     assert rate == 11025 and data.dtype == np.uint8
     np.testing.assert_array_equal(data, original)
@@ -465,3 +466,47 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     # failed runs leave nothing behind
     assert not (tmp_path / "c.wav").exists() and not (tmp_path / "x.wav").exists()
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+# --------------------------------------------------------------------------- rate bounds (issue 9)
+
+def _wav_declaring(path, rate, frames=2000):
+    """A small 16-bit mono WAV whose header claims ``rate`` Hz (bytes 24..27 of the fmt)."""
+    wavfile.write(str(path), 8000, np.zeros(frames, dtype=np.int16))
+    data = bytearray(path.read_bytes())
+    data[24:28] = struct.pack("<I", rate)
+    data[28:32] = struct.pack("<I", rate * 2)             # byte rate, for consistency
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("rate", [5_000_000, 2 ** 31 - 1, 1, 999])
+def test_wav_rates_out_of_range_are_one_line(tmp_path, capsys, rate):
+    src = _wav_declaring(tmp_path / "odd.wav", rate)
+    assert src.stat().st_size < 5000
+    started = time.monotonic()
+    status, out, err = run(capsys, "encode", src, tmp_path / "out.txt")
+    assert time.monotonic() - started < 5
+    assert status == 1 and out == ""
+    assert err.strip().endswith(f"{src}: the WAV header says a sample rate of {rate} Hz; "
+                                f"expected 1000 to 768000 Hz"), err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out.txt").exists()
+
+
+def test_resampling_filter_size_is_bounded(tmp_path):
+    with pytest.raises(TorchRNNError, match=r"^resampling 767999 Hz to 1000 Hz would need a "
+                                            r"filter of 15359981 taps"):
+        audio.resample(np.zeros(100), 767999, 1000)
+    src = _wav_declaring(tmp_path / "odd.wav", 767999)
+    with pytest.raises(TorchRNNError, match=f"^{src}: resampling 767999 Hz"):
+        audio.encode_audio(str(src), str(tmp_path / "out.txt"), rate=1000)
+    assert audio.resample(np.zeros(441), 44100, 8000).shape == (80,)   # 80/441 is fine
+
+
+def test_rate_flag_below_the_minimum_is_a_usage_error(tmp_path, capsys):
+    src = tmp_path / "in.wav"
+    wavfile.write(str(src), 8000, np.zeros(100, dtype=np.int16))
+    status, out, err = run(capsys, "encode", src, tmp_path / "out.txt", "--rate", "999")
+    assert status == 2 and "between 1000 and 768000 Hz" in err
+    with pytest.raises(TorchRNNError, match="below 1000 Hz"):
+        audio.write_wav(str(tmp_path / "x.wav"), 500, b"\x80" * 10, "pcm")

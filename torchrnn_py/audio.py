@@ -65,8 +65,11 @@ PROG = "torchrnn-audio"
 FORMATS = ("ulaw", "alaw", "pcm")
 FORMAT_NAMES = {"ulaw": "mu-law", "alaw": "A-law", "pcm": "unsigned 8-bit PCM"}
 DEFAULT_RATE = 11025
+MIN_RATE = 1000  # rates accepted, in WAV headers and for --rate: below 1 kHz is no audio
 MAX_RATE = 768000  # the highest rate audio interfaces offer; a typo beyond it would
                    # allocate gigabytes before failing
+MAX_RESAMPLE_TERM = 200000  # largest up or down factor of the reduced rate ratio: the
+                            # filter has 20 taps per unit of it (4 million taps, 32 MB)
 BLOCK_SAMPLES = 1 << 20  # input samples resampled at a time (progress, bounded temporaries)
 TEXT_CHUNK = 1 << 20  # characters decoded at a time (progress)
 
@@ -139,7 +142,8 @@ def check_format(fmt):
 
 
 def check_rate(rate, what="sample rate"):
-    """Return ``rate`` as an int if it is a whole number of Hz in 1..MAX_RATE, else raise."""
+    """Return ``rate`` as an int if it is a whole number of Hz in MIN_RATE..MAX_RATE, else
+    raise."""
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)):
         raise TorchRNNError(f"{what} must be a whole number of samples per second, "
                             f"found {rate!r}")
@@ -147,6 +151,8 @@ def check_rate(rate, what="sample rate"):
         raise TorchRNNError(f"{what} must be positive, found {rate}")
     if rate > MAX_RATE:
         raise TorchRNNError(f"{what} {rate} Hz is beyond {MAX_RATE} Hz")
+    if rate < MIN_RATE:
+        raise TorchRNNError(f"{what} {rate} Hz is below {MIN_RATE} Hz")
     return int(rate)
 
 
@@ -349,6 +355,9 @@ def read_wav_info(path):
     """
     check_input_file(path, "WAV file")
     info = _inspect_wav(path)
+    if info["rate"] and not MIN_RATE <= info["rate"] <= MAX_RATE:
+        raise TorchRNNError(f"{path}: the WAV header says a sample rate of {info['rate']} Hz; "
+                            f"expected {MIN_RATE} to {MAX_RATE} Hz")
     tag = info["tag"]
     if tag in (_WAVE_ULAW, _WAVE_ALAW):
         fmt = "ulaw" if tag == _WAVE_ULAW else "alaw"
@@ -432,7 +441,8 @@ def write_wav(path, rate, data8, fmt="ulaw"):
 # --------------------------------------------------------------------------- resampling
 
 def resample(samples, rate_in, rate_out, progress=None, block=BLOCK_SAMPLES):
-    """Resample 1-D float ``samples`` from ``rate_in`` to ``rate_out`` Hz (polyphase).
+    """Resample 1-D float ``samples`` from ``rate_in`` to ``rate_out`` Hz (polyphase), both
+    in MIN_RATE..MAX_RATE, their reduced ratio's terms at most MAX_RESAMPLE_TERM.
 
     Exactly :func:`scipy.signal.resample_poly` with ``up/down`` the reduced fraction of the
     rates (44100 -> 11025 is 1/4, 44100 -> 8000 is 80/441) and its default Kaiser filter;
@@ -445,6 +455,7 @@ def resample(samples, rate_in, rate_out, progress=None, block=BLOCK_SAMPLES):
             or rate_in <= 0:
         raise TorchRNNError(f"input sample rate must be a positive whole number, "
                             f"found {rate_in!r}")
+    rate_in = check_rate(rate_in, "input sample rate")
     rate_out = check_rate(rate_out, "target sample rate")
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim != 1:
@@ -456,6 +467,11 @@ def resample(samples, rate_in, rate_out, progress=None, block=BLOCK_SAMPLES):
         if progress:
             progress(n, n)
         return x.copy()
+    if max(up, down) > MAX_RESAMPLE_TERM:
+        raise TorchRNNError(f"resampling {rate_in} Hz to {rate_out} Hz would need a filter of "
+                            f"{20 * max(up, down) + 1} taps (the ratio {up}/{down} does not "
+                            f"reduce further); convert the audio to a common rate first "
+                            f"(e.g. with sox or ffmpeg)")
     from scipy.signal import firwin, resample_poly
     half_len = 10 * max(up, down)  # resample_poly's default filter, designed once
     h = firwin(2 * half_len + 1, 1.0 / max(up, down), window=("kaiser", 5.0))
@@ -488,7 +504,10 @@ def resample(samples, rate_in, rate_out, progress=None, block=BLOCK_SAMPLES):
 def _wav_to_codes(in_wav, rate, fmt, progress):
     info = read_wav_info(in_wav)
     target = info.rate if rate is None else check_rate(rate, "target sample rate")
-    samples = resample(info.samples, info.rate, target, progress)
+    try:
+        samples = resample(info.samples, info.rate, target, progress)
+    except TorchRNNError as err:
+        raise TorchRNNError(f"{in_wav}: {err}") from None
     codes, clipped = _quantise(samples, fmt)
     return info, target, codes, clipped
 
@@ -629,15 +648,15 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
 # --------------------------------------------------------------------------- command
 
 def parse_rate(text):
-    """``--rate`` value: a whole number of Hz, 1..MAX_RATE."""
+    """``--rate`` value: a whole number of Hz, MIN_RATE..MAX_RATE."""
     try:
         value = int(text.strip(), 10)
     except ValueError:
         raise UsageError(f"invalid --rate value {text!r}: expected a whole number of samples "
                          f"per second (e.g. {DEFAULT_RATE})") from None
-    if not 0 < value <= MAX_RATE:
-        raise UsageError(f"invalid --rate value {text!r}: the sample rate must be between 1 "
-                         f"and {MAX_RATE} Hz")
+    if not MIN_RATE <= value <= MAX_RATE:
+        raise UsageError(f"invalid --rate value {text!r}: the sample rate must be between "
+                         f"{MIN_RATE} and {MAX_RATE} Hz")
     return value
 
 
@@ -717,7 +736,8 @@ def _decode_summary(args, s, unknown):
         line = (f"{args.input}: {_plural(s.chars, 'character')}, {s.unknown} not in the "
                 f"table ({fate})")
     line += (f" -> {args.output}: {_plural(s.samples, 'sample')} of {FORMAT_NAMES[s.fmt]} at "
-             f"{s.rate} Hz ({s.seconds:.2f} s) as a {s.wav_bits}-bit PCM WAV")
+             f"{s.rate} Hz ({s.seconds:.2f} s) as {'an' if s.wav_bits == 8 else 'a'} "
+             f"{s.wav_bits}-bit PCM WAV")
     if s.table_path:
         line += f"; table {s.table_path}"
     return line

@@ -627,8 +627,9 @@ class _Reader:
         if not 0 <= ndim <= MAX_DIMS:
             raise src.error(at, f"expected the dimension count of a {class_name} "
                                 f"(0 to {MAX_DIMS}), found {ndim}")
-        sizes = src.longs(ndim, f"the sizes of a {ndim}-D {class_name}")
-        strides = src.longs(ndim, f"the strides of a {ndim}-D {class_name}")
+        a = "an" if str(ndim).startswith("8") or ndim in (11, 18) else "a"
+        sizes = src.longs(ndim, f"the sizes of {a} {ndim}-D {class_name}")
+        strides = src.longs(ndim, f"the strides of {a} {ndim}-D {class_name}")
         offset = src.long(f"the storage offset of a {class_name}")
         storage_at = src.pos
         storage = yield
