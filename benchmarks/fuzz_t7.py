@@ -5,9 +5,13 @@ IndexError, struct.error, MemoryError, a hang...) is an "escape" and a bug. Erro
 reader's last-resort handler caught ("unreadable data") are counted apart as "safety net": clean
 for the user, but a sign of a check the reader should make itself. Mutations favour the
 structural bytes (tags, indices, lengths, sizes, strides), not the float payloads, which any
-value survives. Also fuzzes the ASCII and 4-byte-long encodings of a small checkpoint.
+value survives. Also fuzzes the ASCII and 4-byte-long encodings of a small checkpoint, and
+hand-made hostile checkpoints (stride-0 weights, a cyclic or deeply nested ``opt``, a Dropout
+``p`` of 1.5). Every file that reads is then turned into a model and plain fields as
+``load_checkpoint`` does (skip with ``--reader-only``): that must succeed or raise
+TorchRNNError.
 
-    python benchmarks/fuzz_t7.py [N] [--seed S]
+    python benchmarks/fuzz_t7.py [N] [--seed S] [--reader-only]
 """
 import argparse
 import collections
@@ -24,7 +28,11 @@ from mutations import edit_at  # the shared byte damage, beside this script
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from torchrnn_py import checkpoint as ckpt  # noqa: E402
 from torchrnn_py import t7  # noqa: E402
+from torchrnn_py.errors import TorchRNNError  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 INTERESTING_INT32 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -2, 255, 256, 65535, 1 << 20,
@@ -136,13 +144,51 @@ def build_corpus():
               "list": [1, "two", None, True], "bytes": b"\xff\x00\xfe"}
     shared["self"] = shared
     corpus.append(Sample("hand-made", t7.dumps_t7(shared)))
+    for name, root in _hostile_checkpoints(small):
+        corpus.append(Sample(name, t7.dumps_t7(root)))
     return corpus
+
+
+def _hostile_checkpoints(small):
+    """(name, root) pairs: the small checkpoint with one hostile change each."""
+    def variant(change):
+        root = t7.loads_t7(t7.dumps_t7(small))          # a fresh copy
+        change(root)
+        return root
+
+    def stride0(root):
+        for module in root["model"]["net"]["modules"].values():
+            weight = module.get("weight") if isinstance(module, t7.TorchObject) else None
+            if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+                module.fields["weight"] = torch.zeros(1).expand(weight.shape[0], 4000)
+
+    def cyclic(root):
+        root["opt"]["self"] = root["opt"]
+
+    def deep(root):
+        leaf = root["opt"]
+        for _ in range(3000):
+            leaf["next"] = {}
+            leaf = leaf["next"]
+
+    def dropout(root):
+        root["model"]["net"]["modules"][3] = t7.TorchObject("nn.Dropout", {"p": 1.5})
+
+    return [(f"hostile ({c.__name__})", variant(c)) for c in (stride0, cyclic, deep, dropout)]
+
+
+def _as_checkpoint(root, name):
+    """What load_checkpoint does after reading; True when a checkpoint came out."""
+    ckpt.checkpoint_from_t7(root, name)
+    return True
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("iterations", type=int, nargs="?", default=20000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reader-only", action="store_true",
+                        help="only read the files, do not build models from them")
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
@@ -157,8 +203,18 @@ def main(argv=None):
         data, desc = mutate(sample, corpus, rng)
         t0 = time.perf_counter()
         try:
-            t7.loads_t7(data, long_size=sample.long_size)
+            root = t7.loads_t7(data, long_size=sample.long_size)
             counts["success"] += 1
+            if not args.reader_only:
+                try:
+                    _as_checkpoint(root, sample.name)
+                    counts["checkpoint"] += 1
+                except t7.T7FormatError:
+                    raise
+                except TorchRNNError as err:
+                    counts["checkpoint refused"] += 1
+                    messages["(checkpoint) " + " ".join(str(err).split(": ")[-1].split()[:4])] \
+                        += 1
         except t7.T7FormatError as err:
             text = str(err).split(": ", 2)[-1]
             if "unreadable data" in text:  # caught only by the reader's last-resort net
@@ -183,7 +239,8 @@ def main(argv=None):
 
     print(f"{args.iterations} mutated reads in {time.time() - started:.1f} s "
           f"(seed {args.seed}, {len(corpus)} corpus files)")
-    for key in ("success", "clean error", "safety net", "ESCAPE"):
+    for key in ("success", "clean error", "safety net", "ESCAPE", "checkpoint",
+                "checkpoint refused"):
         print(f"  {key:12s} {counts[key]}")
     print(f"  slowest read {slowest[0] * 1000:.1f} ms ({slowest[1]})")
     print(f"  peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")

@@ -43,7 +43,11 @@ def load_checkpoint(path):
     """Read a torch-rnn ``.t7`` checkpoint: a dict of its fields, with ``model`` as a
     :class:`LanguageModel` (CPU, float32) and ``opt``/histories as Python values."""
     check_input_file(path, "checkpoint")
-    root = read_t7(path)
+    return checkpoint_from_t7(read_t7(path), path)
+
+
+def checkpoint_from_t7(root, path="checkpoint"):
+    """:func:`load_checkpoint` for an object graph already read from the ``.t7`` ``path``."""
     if isinstance(root, TorchObject) and root.class_name == "nn.LanguageModel":
         root = {"model": root}                   # torch.save(file, model) on its own
     if not isinstance(root, dict) or not isinstance(root.get("model"), TorchObject) \
