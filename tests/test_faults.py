@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -267,6 +268,14 @@ def test_killed_in_the_middle_of_a_write_loses_nothing(existing):
     assert all(name.startswith(".cp.") and name.endswith(".tmp") for name in left), left
     ckpt.save_checkpoint(str(existing["t7"]), existing["new"])
     assert ckpt.load_checkpoint(str(existing["t7"]))["i"] == 101
+    # the killed writers' temporary files are removed by a later save once they are stale
+    # (their PIDs are gone; older than fileio.STALE_TEMP_SECONDS), not before
+    assert left and _leftovers(existing["dir"]) == left
+    when = time.time() - fileio.STALE_TEMP_SECONDS - 60
+    for name in left:
+        os.utime(existing["dir"] / name, (when, when))
+    ckpt.save_checkpoint(str(existing["t7"]), existing["new"])
+    assert _leftovers(existing["dir"]) == []
 
 
 # -- a full disk through the commands --------------------------------------------------------
