@@ -367,3 +367,31 @@ def test_parse_unknown():
     for bad in ("256", "-1", "0x", "0x100", "abc"):
         with pytest.raises(TorchRNNError):
             b2u.parse_unknown(bad)
+
+
+# -- inputs that are not regular files (issue 9) --------------------------------------------
+
+def test_decode_streams_from_a_pipe_but_refuses_a_device(tmp_path):
+    import threading
+    data = bytes(range(256)) * 3
+    src = tmp_path / "data.bin"
+    src.write_bytes(data)
+    b2u.encode_file(str(src), str(tmp_path / "t.txt"), mode="bcl")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    text = (tmp_path / "t.txt").read_bytes()
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(text)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    b2u.decode_file(str(fifo), str(tmp_path / "back.bin"), table_path=str(tmp_path / "t.bcl"))
+    thread.join(5)
+    assert (tmp_path / "back.bin").read_bytes() == data
+    with pytest.raises(TorchRNNError, match="^/dev/zero: expected a regular file or a pipe "
+                                            r"\(an input file\), found a character device$"):
+        b2u.decode_file("/dev/zero", str(tmp_path / "z.bin"), mode="offset")
+    with pytest.raises(TorchRNNError, match="found a FIFO"):      # encoding reads it twice
+        b2u.encode_file(str(fifo), str(tmp_path / "again.txt"))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import GOLDEN
-from torchrnn_py import audio, bintoutf8, fileio, novel_substrings
+from torchrnn_py import audio, bintoutf8, data, fileio, novel_substrings, vocab
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.t7 import read_t7, write_t7
@@ -224,7 +224,9 @@ def _in_time(function, *args):
     bintoutf8.read_table, bintoutf8.build_table_from_file,
     lambda path: novel_substrings.read_text(path, "training text"),
     lambda path: fileio.read_input_bytes(path, "vocabulary file"),
-], ids=["checkpoint", "json", "t7", "wav", "bcl", "bintoutf8", "novel", "bytes"])
+    vocab.read_vocab, data.read_splits,
+], ids=["checkpoint", "json", "t7", "wav", "bcl", "bintoutf8", "novel", "bytes", "input_json",
+        "input_h5"])
 def test_readers_refuse_devices_and_fifos_without_blocking(reader, tmp_path):
     err = _in_time(reader, "/dev/zero")
     assert isinstance(err, TorchRNNError)

@@ -392,12 +392,13 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
     ``out_path`` defaults to the input with its extension replaced by ``.bin``; in bcl mode
     the table comes from ``table`` (bytes), else ``table_path``, else the input with its
     extension replaced by ``.bcl`` (as :func:`encode_file` names it). UTF-8 is decoded
-    incrementally, so characters split across chunks are fine.
+    incrementally, so characters split across chunks are fine, and the input may be a pipe
+    (a FIFO, ``/dev/stdin``); a device such as /dev/zero is refused.
     """
     check_mode(mode)
     _check_chunk_size(chunk_size)
     policy = _unknown_policy(unknown)
-    check_input_file(in_path)
+    check_input_file(in_path, pipe_ok=True)        # read once, in chunks: a pipe works
     out_path = out_path or default_decoded_path(in_path)
     if mode == "offset":
         if table is not None or table_path:

@@ -23,9 +23,11 @@ def describe_os_error(path, err):
     return f"{path}: {reason}"
 
 
-def check_input_file(path, what="input file"):
+def check_input_file(path, what="input file", pipe_ok=False):
     """Raise TorchRNNError unless ``path`` is a readable regular file (symlinks followed);
-    checked with ``os.stat`` so that a FIFO is refused without blocking in ``open``."""
+    checked with ``os.stat`` so that a FIFO is refused without blocking in ``open``.
+    ``pipe_ok`` also accepts a FIFO or pipe (``/dev/stdin``, ``<(...)``), for readers that
+    stream their input in one pass."""
     if not path:
         raise TorchRNNError(f"no {what} given")
     try:
@@ -36,8 +38,9 @@ def check_input_file(path, what="input file"):
         raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
     if stat.S_ISDIR(st.st_mode):
         raise TorchRNNError(f"{path}: expected a {what}, found a directory")
-    if not stat.S_ISREG(st.st_mode):
-        raise TorchRNNError(f"{path}: expected a regular file ({_article(what)} {what}), "
+    if not (stat.S_ISREG(st.st_mode) or (pipe_ok and stat.S_ISFIFO(st.st_mode))):
+        expected = "a regular file or a pipe" if pipe_ok else "a regular file"
+        raise TorchRNNError(f"{path}: expected {expected} ({_article(what)} {what}), "
                             f"found {file_kind(st.st_mode)}")
     if not os.access(path, os.R_OK):
         raise TorchRNNError(f"{path}: {what} is not readable (permission denied)")
