@@ -103,6 +103,23 @@ def test_dangling_symlink_output_creates_its_target(tmp_path):
     assert link.is_symlink() and (tmp_path / "real" / "new.txt").read_bytes() == b"made"
 
 
+def test_output_through_proc_appends_to_the_open_file_in_place(tmp_path):
+    """Like ``-output_file /dev/stdout`` with stdout redirected to a file: the file that the
+    descriptor points to gets the bytes (after what is there); it is not replaced."""
+    log = tmp_path / "stdout.txt"
+    with open(log, "wb") as held:
+        held.write(b"earlier line\n")
+        held.flush()
+        inode = os.fstat(held.fileno()).st_ino
+        link = tmp_path / "stdout"                  # as /dev/stdout -> /proc/self/fd/1
+        link.symlink_to(f"/proc/self/fd/{held.fileno()}")
+        with fileio.atomic_output(str(link), "wb") as f:
+            f.write(b"sample\n")
+    assert log.read_bytes() == b"earlier line\nsample\n"
+    assert os.stat(log).st_ino == inode and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stdout", "stdout.txt"]
+
+
 def test_existing_output_keeps_its_permission_bits(tmp_path):
     path = tmp_path / "secret.txt"
     path.write_bytes(b"old")
