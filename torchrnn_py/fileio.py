@@ -288,13 +288,14 @@ class OutputGroup:
 
     What ``path`` is decides how it is written. A new name or a regular file: a temporary
     file beside it, renamed over it on commit, keeping an existing file's permission bits
-    (and owner where allowed); a new file gets the umask's mode. A symlink: the same for
-    its final target, so the link stays a link. A character device (/dev/null, /dev/full,
-    a terminal), a FIFO, or a file reached through /proc (/dev/stdout): ``open`` writes to
-    it directly, so errors such as a full disk are reported against ``path``; such an
-    output cannot be rolled back, but it is flushed before any file of the group is
-    renamed, so a failure there still leaves the group's files untouched. ``temp_path``
-    refuses them (its writers need a regular file). Block devices and sockets are refused.
+    (and owner where allowed); a new file gets the umask's mode. A symlink: the same for its
+    final target, so the link stays a link. A character device (/dev/null, /dev/full, a
+    terminal), a FIFO (opening it waits for its reader, as a shell's ``>`` does), or a file
+    reached through /proc (/dev/stdout, appended to): ``open`` writes to it directly, so
+    errors such as a full disk are reported against ``path``; such an output cannot be
+    rolled back, but it is flushed before any file of the group is renamed, so a failure
+    there still leaves the group's files untouched. ``temp_path`` refuses them (its writers
+    need a regular file). Block devices and sockets are refused.
     Before each temporary file is made, stale ones of the same output are removed
     (:func:`remove_stale_temps`); their names carry the writer's PID for that.
     """
