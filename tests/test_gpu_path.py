@@ -171,3 +171,34 @@ def test_cuda_precision_defaults_to_ieee_fp32_and_opt_in_changes_it():
     finally:
         torch.backends.cudnn.rnn.fp32_precision = saved[0]
         torch.backends.cuda.matmul.fp32_precision = saved[1]
+
+
+@pytest.mark.parametrize("name,start", [("lstm_bn_dropout_cp_159", ""),
+                                        ("lstm_small_cp_159", "the"),
+                                        ("rnn_small_cp_159", "")])
+def test_torch_stepper_on_the_cpu_gives_the_numpy_steppers_samples(name, start):
+    """The GPU stepper, run here on the CPU, samples exactly the numpy stepper's text."""
+    from conftest import GOLDEN
+    from torchrnn_py.checkpoint import load_model
+    import torchrnn_py.sampling as sampling
+    model = load_model(str(GOLDEN / "checkpoints" / f"{name}.t7"))
+
+    def texts():
+        ids = list(sample_ids(model, 120, start, True, 1.0, TorchGenerator(3), 2))
+        return [model.decode(row) for row in np.stack(ids, 1)]
+
+    expected = texts()                                   # the numpy stepper (CPU model)
+    real = sampling.choose_stepper
+    sampling.choose_stepper = lambda m, k: TorchStepper(m, k)
+    try:
+        assert texts() == expected
+    finally:
+        sampling.choose_stepper = real
+
+
+def test_choose_stepper_numpy_on_the_cpu_torch_for_many_streams_off_it():
+    from torchrnn_py.sampling import choose_stepper
+    model = LanguageModel({i: chr(64 + i) for i in range(1, 11)}, rnn_size=16, wordvec_size=8)
+    assert isinstance(choose_stepper(model, 64), NumpyStepper)          # on the CPU: numpy
+    model.to("meta")                                    # off the CPU (as on a GPU) ...
+    assert isinstance(choose_stepper(model, 64), TorchStepper)          # ... many streams
