@@ -202,3 +202,26 @@ def test_choose_stepper_numpy_on_the_cpu_torch_for_many_streams_off_it():
     assert isinstance(choose_stepper(model, 64), NumpyStepper)          # on the CPU: numpy
     model.to("meta")                                    # off the CPU (as on a GPU) ...
     assert isinstance(choose_stepper(model, 64), TorchStepper)          # ... many streams
+
+
+def _natives_case(native, natives, world=1, dropout=True):
+    from torchrnn_py.distributed import Context
+    from torchrnn_py.train import _restore_native
+    said = []
+    _restore_native(native, natives, Context(0, world, 0), dropout, said.append)
+    return said
+
+
+def test_resume_says_when_the_dropout_masks_restart():
+    gen = torch.Generator()
+    gen.manual_seed(5)
+    state = gen.get_state()
+    fresh = torch.Generator()
+    assert _natives_case(fresh, [state]) == []                     # same device: continues
+    assert torch.equal(fresh.get_state(), state)
+    # a CPU (or seeded) checkpoint resumed unseeded on a GPU; another world size; GPU -> CPU
+    for native, natives, world in ((fresh, [None], 1), (fresh, [state], 2), (None, [state], 1)):
+        said = _natives_case(native, natives, world)
+        assert len(said) == 1 and "restart" in said[0]
+    assert _natives_case(None, [None]) == []                       # seeded: exact anyway
+    assert _natives_case(fresh, [None], dropout=False) == []       # no dropout: no masks

@@ -48,7 +48,7 @@ def choose_device(opt, say, warn, context=None):
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 PRECISION_HELP = ("new: arithmetic on CUDA: fp32 = IEEE float32 (the CPU's results); tf32 = "
                   "TensorFloat-32 products (Ampere+); bf16/fp16 = autocast the forward pass to "
-                  "bfloat16/float16 (fp16 training scales the loss); no effect on the CPU")
+                  "bfloat16/float16 (fp16: sampling and evaluation only); no effect on the CPU")
 
 
 def cuda_precision_settings(precision):
