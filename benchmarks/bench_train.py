@@ -7,7 +7,9 @@ tiny-shakespeare) this times one forward + backward pass over a minibatch (what 
 - ``torchrnn_py``: the LanguageModel as train uses it;
 - ``reference``: the same model written the way torch-rnn's LSTM.lua computes, one matrix
   multiply per time step (``x_t Wx + h Wh + b``, then the gates) in plain PyTorch ops, with
-  autograd for the backward pass.
+  autograd for the backward pass;
+- ``step`` (with ``--step``): torchrnn_py's whole training step as train runs it: forward,
+  backward, the printed loss value, the gradient clamp and torch/optim's Adam.
 
 Each variant runs in its own process, so that its peak resident memory (``ru_maxrss``) is
 its own. Prints characters per second (N*T / median time), the ratio, and the ratio to the
@@ -54,15 +56,25 @@ def run_variant(variant, layers, H, iters, threads):
     """Time ``iters`` forward/backward passes in this process; returns a result dict."""
     import torch
     from torchrnn_py.model import LanguageModel
+    from torchrnn_py.optim import TorchAdam, clamp_gradients_
+    from torchrnn_py.runtime import torch7_loss_value
     torch.set_num_threads(threads)
     model = LanguageModel({i + 1: chr(33 + i) for i in range(V)}, "lstm", D, H, layers)
     model.train()
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(1, V + 1, (N, T), generator=gen)
     y = torch.randint(1, V + 1, (N, T), generator=gen)
+    optimizer = TorchAdam(model.parameters(), lr=2e-3)
 
     def step():
         model.zero_grad()
+        if variant == "step":
+            scores = model(x)
+            model.loss(scores, y).backward()
+            torch7_loss_value(scores, y)
+            clamp_gradients_(model.parameters(), 5)
+            optimizer.step()
+            return
         if variant == "torchrnn_py":
             scores = model(x)
         else:
@@ -89,6 +101,8 @@ def main():
     parser.add_argument("--sizes", default="2x128,2x512,3x680")
     parser.add_argument("--iters", type=int, default=0, help="timed passes (0: by size)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--step", action="store_true",
+                        help="also time the whole training step (loss value, clamp, Adam)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -103,7 +117,7 @@ def main():
     for size in args.sizes.split(","):
         iters = args.iters or {"2x128": 30, "2x512": 8}.get(size, 5)
         results = {}
-        for variant in ("reference", "torchrnn_py"):
+        for variant in ("reference", "torchrnn_py") + (("step",) if args.step else ()):
             out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads),
                                   "--child", f"{variant}:{size}:{iters}"],
                                  check=True, capture_output=True, text=True).stdout

@@ -116,3 +116,40 @@ def test_batch_size_not_divisible_is_a_clear_error(tmp_path):
     assert "torchrnn_py/" not in result.stderr
     assert not any(line.startswith("Epoch") for line in result.stdout.splitlines())
     assert not (tmp_path / "cv").exists() or not list((tmp_path / "cv").iterdir())
+
+
+def _wait_for_slow_rank_0(rank, init_file, result_file):
+    """One process of test_waiting_for_rank_0_outlasts_the_main_groups_timeout."""
+    import datetime
+    import time
+    import torch.distributed as dist
+    from torchrnn_py import distributed
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=2, timeout=datetime.timedelta(seconds=1))
+    context = distributed.setup(use_cuda=False)
+    if rank == 0:
+        time.sleep(3)                 # a "validation" three times the main group's timeout
+    objects = distributed.gather_objects(context, rank)
+    flag = distributed.any_process(context, rank == 0)
+    distributed.barrier(context)
+    with open(f"{result_file}.{rank}", "w") as f:
+        f.write(f"{objects} {flag}")
+    distributed.teardown(context)
+
+
+def test_waiting_for_rank_0_outlasts_the_main_groups_timeout(tmp_path):
+    """Rank 1 waits on rank 0 longer than the main group's timeout (1 s here, NCCL's 30 min
+    in a real job) and still gets its answers. Slow (two spawned processes import torch,
+    5-15 s), kept for the torchrun abort it guards against."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_wait_for_slow_rank_0,
+                         args=(rank, tmp_path / "init", tmp_path / "out")) for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    for rank in (0, 1):
+        assert (tmp_path / f"out.{rank}").read_text() == "[0, 1] True"

@@ -6,6 +6,11 @@ group (NCCL between GPUs, gloo on CPUs). Each process trains on N/K of the N str
 minibatch; DistributedDataParallel averages the gradients, so every process keeps identical
 weights and Adam state. Rank 0 prints, validates and writes checkpoints. Without those
 variables everything here is a no-op for a single process.
+
+The collectives that wait for rank 0 (while it validates or writes a checkpoint:
+:func:`any_process`, :func:`gather_objects`, :func:`barrier`) go through a second, gloo
+group whose timeout is :data:`WAIT_TIMEOUT`, so that a validation longer than the main
+group's (NCCL's) timeout does not abort the job; the NCCL group has nothing in flight then.
 """
 import dataclasses
 import datetime
@@ -18,12 +23,18 @@ import torch.distributed as dist
 from .errors import TorchRNNError
 
 
+# the main group's (the gradients'); and how long the others may wait for rank 0
+TIMEOUT = datetime.timedelta(minutes=30)
+WAIT_TIMEOUT = datetime.timedelta(days=7)
+
+
 @dataclasses.dataclass
 class Context:
     """This process's place in the job (rank 0 of 1 when not distributed)."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    wait_group: object = None      # the gloo group of the waits for rank 0
 
     @property
     def is_main(self):
@@ -52,8 +63,9 @@ def setup(use_cuda):
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
-    return Context(rank, size, local_rank)
+        dist.init_process_group(backend, timeout=TIMEOUT)
+    wait_group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
+    return Context(rank, size, local_rank, wait_group)
 
 
 def teardown(context):
@@ -85,25 +97,25 @@ def gather_rows(context, tensor):
 
 
 def any_process(context, flag):
-    """True on every process if ``flag`` is true on any (e.g. one of them was interrupted)."""
+    """True on every process if ``flag`` is true on any (e.g. one of them was interrupted).
+    On the CPU, in the wait group: no GPU sync, and no timeout while rank 0 validates."""
     if not context.active:
         return bool(flag)
-    device = torch.device("cuda", torch.cuda.current_device()) \
-        if dist.get_backend() == "nccl" else torch.device("cpu")
-    value = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    value = torch.tensor([1 if flag else 0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=context.wait_group)
     return bool(value.item())
 
 
 def gather_objects(context, obj):
-    """A list of every process's ``obj``, in rank order."""
+    """A list of every process's ``obj``, in rank order (in the wait group)."""
     if not context.active:
         return [obj]
     out = [None] * context.world_size
-    dist.all_gather_object(out, obj)
+    dist.all_gather_object(out, obj, group=context.wait_group)
     return out
 
 
 def barrier(context):
+    """Every process waits here for all the others (in the wait group)."""
     if context.active:
-        dist.barrier()
+        dist.barrier(group=context.wait_group)

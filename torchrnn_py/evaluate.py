@@ -13,7 +13,8 @@ from .checkpoint import load_checkpoint
 from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .data import SPLITS, DataLoader
 from .errors import TorchRNNError
-from .runtime import choose_device, evaluate_split, make_printers
+from .runtime import (PRECISION_HELP, choose_device, evaluate_split, make_printers,
+                      use_precision)
 from .vocab import read_vocab
 
 PROG = "torchrnn-eval"
@@ -27,6 +28,7 @@ OPTIONS = [
     ("input_json", "", "new: the JSON vocabulary, checked against the model's"),
     ("batch_size", 0, "new: override the checkpoint's opt.batch_size (0 = keep it)"),
     ("seq_length", 0, "new: override the checkpoint's opt.seq_length (0 = keep it)"),
+    ("precision", "fp32", PRECISION_HELP),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
@@ -43,6 +45,7 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
     device = choose_device(opt, say, warn)
     checkpoint = load_checkpoint(opt["checkpoint"])
     model = checkpoint["model"].to(device)
+    use_precision(model, opt["precision"], device, warn)
     saved = checkpoint.get("opt")
     if not isinstance(saved, dict):
         saved = {}

@@ -129,8 +129,19 @@ class LanguageModel(nn.Module):
         for rnn in self.rnns:
             rnn.reset_states()
 
+    # -precision bf16/fp16 on CUDA (runtime.use_precision): the forward pass's autocast dtype
+    autocast_dtype = None
+
     def forward(self, token_ids):
-        """token_ids (N, T), 1-based -> scores (N, T, V)."""
+        """token_ids (N, T), 1-based -> scores (N, T, V), float32 (autocast on CUDA when
+        ``autocast_dtype`` is set)."""
+        if self.autocast_dtype is not None and token_ids.is_cuda:
+            with torch.autocast("cuda", dtype=self.autocast_dtype):
+                scores = self._forward(token_ids)
+            return scores.float()
+        return self._forward(token_ids)
+
+    def _forward(self, token_ids):
         N, T = token_ids.shape
         H = self.rnn_size
         h = self.embedding(to_index(token_ids))                     # (N, T, D)

@@ -11,8 +11,6 @@ state; G = 4H gate columns in the order i, f, o, g for the LSTM, G = H for the R
 that can take its masks from a :class:`~torchrnn_py.rng.TorchGenerator`, so that seeded
 runs drop exactly the units the original drops.
 """
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,18 +32,26 @@ def torchrnn_to_torch_layout(weight, bias, input_dim, gate_order=None):
 
     PyTorch keeps ``weight_ih (G, D)``, ``weight_hh (G, H)`` and two biases that are
     summed; torch-rnn has one bias, so ``bias_hh`` is zero. ``gate_order`` (an index
-    over the G columns) reorders the gates; ``None`` keeps them. Differentiable: the
-    gradients flow back to torch-rnn's layout.
+    over the G columns) reorders the gates; ``None`` keeps them. The four are contiguous
+    views of one new flat tensor, in cuDNN's order ``w_ih | w_hh | b_ih | b_hh`` from its
+    start, so cuDNN uses that tensor as its weight buffer as it is (it copies nothing,
+    warns nothing). Differentiable: the gradients flow back to torch-rnn's layout.
     """
     D = input_dim
+    G = weight.shape[1]
+    H = weight.shape[0] - D
+    w_t = weight.t()                                                  # (G, D+H), a view
     if gate_order is not None:
-        weight = weight.index_select(1, gate_order)
+        w_t = w_t.index_select(0, gate_order)                         # (G, D+H), contiguous
         bias = bias.index_select(0, gate_order)
+    flat = torch.cat([w_t[:, :D].reshape(-1), w_t[:, D:].reshape(-1), bias,
+                      bias.new_zeros(G)])                             # (G(D+H) + 2G,)
+    ih, hh = G * D, G * (D + H)
     return {
-        "weight_ih_l0": weight[:D].t(),
-        "weight_hh_l0": weight[D:].t(),
-        "bias_ih_l0": bias,
-        "bias_hh_l0": torch.zeros_like(bias),
+        "weight_ih_l0": flat[:ih].view(G, D),
+        "weight_hh_l0": flat[ih:hh].view(G, H),
+        "bias_ih_l0": flat[hh:hh + G],
+        "bias_hh_l0": flat[hh + G:],
     }
 
 
@@ -86,6 +92,15 @@ class _Recurrent(nn.Module):
                 self.weight.copy_(torch.from_numpy(values).view_as(self.weight))
             self.bias.zero_()
 
+    def _apply(self, fn, recurse=True):
+        """``.to()``, ``.cuda()``, ``.double()``...: the remembered state moves with the
+        parameters, so the next pass finds it on their device and in their type."""
+        ret = super()._apply(fn, recurse)
+        if self._state is not None:
+            with torch.no_grad():
+                self._state = tuple(fn(t) for t in self._state)
+        return ret
+
     def reset_states(self):
         """Forget the remembered state: the next pass starts from zeros (``resetStates``)."""
         self._state = None
@@ -124,12 +139,11 @@ class _Recurrent(nn.Module):
         start = self._initial_state(N, h0, c0, x)
         params = torchrnn_to_torch_layout(self.weight, self.bias, D, self._gate_order(x))
         kernel = self._kernel[0]
-        kernel.train(self.training)           # the fused kernels skip backward state in eval
+        # The kernel's eval mode keeps nothing for a backward (cuDNN then refuses one): it
+        # runs in training mode whenever a gradient may be asked for; its dropout is 0.
+        kernel.train(self.training or torch.is_grad_enabled())
         hx = tuple(s.unsqueeze(0).contiguous() for s in start)   # each (1, N, H)
-        with warnings.catch_warnings():
-            # cuDNN copies our per-call weights into its own layout and says so each time
-            warnings.filterwarnings("ignore", message=".*not part of single contiguous chunk")
-            out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
+        out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
         last = last if self.has_cell else (last,)
         self._state = tuple(s[0].detach() for s in last)          # each (N, H)
         return out                                                # (N, T, H)
@@ -144,8 +158,8 @@ class _Recurrent(nn.Module):
 class _NoFlatten:
     """Mixin for the kernels: PyTorch "flattens" an RNN's weights into one cuDNN buffer by
     repointing the weight tensors in place, which is meant for a module's own parameters.
-    Ours are new per-call tensors on an autograd path, so the kernel is left to copy them
-    into its buffer itself (cuDNN does, inside the op, with gradients intact)."""
+    Ours are new per-call tensors on an autograd path, already views of one flat buffer in
+    cuDNN's layout (:func:`torchrnn_to_torch_layout`), so there is nothing to flatten."""
 
     def flatten_parameters(self):
         pass

@@ -2,7 +2,7 @@
 reports it.
 
 ``choose_device`` turns ``-gpu``/``-gpu_backend`` into a torch.device and prints the
-original's mode line; ``make_printers`` gives the Lua-style ``print`` the commands use;
+original's mode line (on CUDA it also sets IEEE float32 unless ``-precision`` opts out); ``make_printers`` gives the Lua-style ``print`` the commands use;
 ``torch7_loss_value`` and ``evaluate_split`` compute the losses train.lua and eval.lua print.
 """
 import sys
@@ -31,6 +31,7 @@ def choose_device(opt, say, warn, context=None):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if gpu < count:
             torch.cuda.set_device(gpu)
+            apply_cuda_precision(opt.get("precision", "fp32"))
             say(f"Running with CUDA on GPU {gpu}")
             return torch.device("cuda", gpu)
         found = f"{count} CUDA device(s)" if count else "no CUDA device"
@@ -42,6 +43,48 @@ def choose_device(opt, say, warn, context=None):
              f"falling back to the CPU (use -gpu -1 to ask for the CPU)")
     say("Running in CPU mode")
     return torch.device("cpu")
+
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISION_HELP = ("new: arithmetic on CUDA: fp32 = IEEE float32 (the CPU's results); tf32 = "
+                  "TensorFloat-32 products (Ampere+); bf16/fp16 = autocast the forward pass to "
+                  "bfloat16/float16 (fp16: sampling and evaluation only); no effect on the CPU")
+
+
+def cuda_precision_settings(precision):
+    """What ``-precision`` sets on CUDA: the fp32 precision of cuDNN's RNNs (and convs, so
+    that torch's legacy TF32 flag stays readable) and of matrix products, and the dtype the
+    forward pass is autocast to (None: float32 throughout)."""
+    if precision not in PRECISIONS:
+        raise TorchRNNError(f"-precision must be one of {', '.join(PRECISIONS)}, "
+                            f"got {precision!r}")
+    fp32 = "tf32" if precision == "tf32" else "ieee"
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return {"rnn": fp32, "conv": fp32, "matmul": fp32, "autocast": autocast}
+
+
+def apply_cuda_precision(precision):
+    """Set torch's CUDA fp32 flags for ``precision``; returns its autocast dtype or None.
+    torch 2.13 defaults cuDNN's RNNs to TF32, ~1e-3 off the CPU: fp32 sets IEEE."""
+    settings = cuda_precision_settings(precision)
+    torch.backends.cudnn.rnn.fp32_precision = settings["rnn"]
+    torch.backends.cudnn.conv.fp32_precision = settings["conv"]
+    torch.backends.cuda.matmul.fp32_precision = settings["matmul"]
+    return settings["autocast"]
+
+
+def use_precision(model, precision, device, warn):
+    """Apply ``-precision`` to ``model`` on ``device``: on CUDA the flags and the forward
+    pass's autocast dtype; on the CPU (always IEEE float32) a warning if one was asked."""
+    settings = cuda_precision_settings(precision)
+    if device.type != "cuda":
+        if precision != "fp32":
+            warn(f"-precision {precision} only changes CUDA arithmetic; the CPU computes "
+                 f"in IEEE float32")
+        model.autocast_dtype = None
+        return
+    apply_cuda_precision(precision)
+    model.autocast_dtype = settings["autocast"]
 
 
 def torch7_loss_value(scores, targets, context=None):

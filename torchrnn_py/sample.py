@@ -25,7 +25,8 @@ from .fileio import atomic_output, check_distinct, check_output_path
 from .progress import ProgressLine
 from .rng import TorchGenerator
 from .sampling import sample_ids
-from .runtime import choose_device, make_printers, warn_on_stderr
+from .runtime import (PRECISION_HELP, choose_device, make_printers, use_precision,
+                      warn_on_stderr)
 
 PROG = "torchrnn-sample"
 
@@ -43,6 +44,7 @@ OPTIONS = [
     ("output_file", "", "new: write the sample to this file (raw bytes for byte vocabularies)"),
     ("num_samples", 1, "new: number of independent samples, computed as one batch"),
     ("bcl_table", "", "new: BinToUTF8 .bcl table: -output_file gets the decoded bytes"),
+    ("precision", "fp32", PRECISION_HELP),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 _FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
@@ -67,6 +69,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
     model = checkpoint["model"]
     device = choose_device(opt, say, warn)
     model.to(device).eval()
+    use_precision(model, opt["precision"], device, warn)
     K = int(opt["num_samples"])
     paths = _output_paths(opt["output_file"], K)
     token_bytes, raw = _token_bytes(model, opt, writing=bool(paths) or out is not None)

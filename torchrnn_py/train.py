@@ -26,8 +26,8 @@ from .fileio import atomic_output, check_output_path
 from .model import MODEL_TYPES, LanguageModel
 from .optim import TorchAdam, clamp_gradients_
 from .rng import TorchGenerator, os_seed
-from .runtime import (choose_device, evaluate_split, lua_number, make_printers,
-                      torch7_loss_value)
+from .runtime import (PRECISION_HELP, choose_device, evaluate_split, lua_number,
+                      make_printers, torch7_loss_value, use_precision)
 from .vocab import read_vocab
 
 PROG = "torchrnn-train"
@@ -61,6 +61,7 @@ OPTIONS = [
     ("seed", -1, "new: seed Torch7's generator as torch.manualSeed(seed) would (-1 = from the OS)"),
     ("resume_from", "", "new: continue a run exactly from a checkpoint written by this train"),
     ("log_csv", "", "new: write one CSV row per iteration (i, epoch, loss, lr, seconds, val)"),
+    ("precision", "fp32", PRECISION_HELP),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
@@ -165,6 +166,10 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
         raise TorchRNNError(f"{source}: the model knows {model.vocab_size} tokens but "
                             f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
     model.to(device)
+    if opt["precision"] == "fp16":
+        raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
+                            "need loss scaling); train with bf16 or tf32")
+    use_precision(model, opt["precision"], device, warn)
     native = None
     if seeded or device.type == "cpu":
         # Torch7's masks from Torch7's generator, as the original draws them (on the CPU
@@ -191,12 +196,7 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
         for rnn, state in zip(model.rnns, states):
             rnn.state = None if state is None else tuple(
                 t[rows].to(device) if rows is not None else t.to(device) for t in state)
-        if native is not None and len(natives) == context.world_size:
-            try:
-                native.set_state(natives[context.rank])
-            except RuntimeError:      # saved on another kind of device: masks start afresh
-                warn("the dropout generator was saved on another kind of device; its "
-                     "masks restart from a new seed (use -seed for runs that move)")
+        _restore_native(native, natives, context, model.dropout > 0, warn)
     _check_checkpoint_dir(opt)                      # every process: fail before training
     if opt["log_csv"]:
         check_output_path(opt["log_csv"], "CSV log", create_dir=True)
@@ -261,6 +261,10 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
                         history["val_loss_history_it"].append(i)
                     model.reset_states()
                     model.train()
+                except (TorchRNNError, OSError) as err:
+                    failure = err
+                _stop_together(context, failure)    # the others wait here (no timeout)
+                try:
                     write_checkpoint(i, None)
                 except (TorchRNNError, OSError) as err:
                     failure = err
@@ -284,6 +288,22 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
         if csv_log is not None:
             csv_log.close()
     return dict(history, opt=opt, i=i, model=model)
+
+
+def _restore_native(native, natives, context, dropout, warn):
+    """Continue the on-device dropout masks of an unseeded GPU run, or say in one line why
+    they restart (saved on the CPU, by another number of processes, or not needed now)."""
+    saved = natives[context.rank] if len(natives) == context.world_size else None
+    if native is not None and saved is not None:
+        try:
+            native.set_state(saved)
+            return
+        except RuntimeError:      # saved on another kind of device
+            pass
+    if dropout and (native is not None or any(n is not None for n in natives)):
+        warn("the dropout masks restart from a new seed: this unseeded run was saved on "
+             "another kind of device or by another number of processes (use -seed for "
+             "runs that move)")
 
 
 def _stop_together(context, failure):

@@ -1,0 +1,176 @@
+"""Check the GPU path against the CPU, then measure it: one short run (< 5 min on an H200).
+
+CPU half (any machine): the weights handed to the fused kernel pass cuDNN's buffer checks
+(emulated), the CUDA precision defaults to IEEE float32, the remembered state follows
+``.to()``, a backward in evaluation mode works. GPU half (CUDA only): (1) LSTM and
+VanillaRNN on CUDA against the CPU with the same weights (outputs, states, gradients; train
+and eval; T=1; no_grad); (2) a tiny train with -dropout 0.25 -batchnorm 1 -memory_benchmark 1
+-speed_benchmark 1, seeded and unseeded, then eval on GPU and CPU agreeing to ~1e-5; (3)
+-seed 1: the first 20 losses on GPU and CPU within ~1e-5; (4) resume GPU->GPU, GPU->CPU,
+CPU->GPU; (5) sampling -seed 1 with and without start text and 4 streams, GPU text = CPU
+text; then chars/s of train and sample for 2x128, 2x512, 3x680.
+
+    python benchmarks/gpu_check.py            # exit 0 when every check that could run passed
+"""
+import pathlib
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_gpu_path import cudnn_fallback_copy, cudnn_weight_buffer, kernel_params  # noqa: E402
+
+from torchrnn_py import runtime, train as train_mod                 # noqa: E402
+from torchrnn_py.checkpoint import load_model                       # noqa: E402
+from torchrnn_py.data import DataLoader                             # noqa: E402
+from torchrnn_py.model import LanguageModel                         # noqa: E402
+from torchrnn_py.modules import LSTM, VanillaRNN                    # noqa: E402
+
+GOLDEN = ROOT / "tests" / "fixtures" / "golden"
+DATA = dict(input_h5=str(GOLDEN / "shakespeare200k.h5"),
+            input_json=str(GOLDEN / "shakespeare200k.json"))
+TINY = dict(DATA, num_layers=2, rnn_size=64, wordvec_size=32, batch_size=10, seq_length=25,
+            print_every=0, checkpoint_every=0)
+FAILED = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{(': ' + detail) if detail else ''}", flush=True)
+    if not ok:
+        FAILED.append(name)
+
+
+def cpu_half():
+    for cls, gates in ((LSTM, 4), (VanillaRNN, 1)):
+        rnn = cls(5, 3)
+        params, _ = kernel_params(rnn, torch.randn(2, 4, 5))
+        cudnn_fallback_copy(params)
+        check(f"{cls.__name__}: kernel weights are cuDNN's flat buffer",
+              cudnn_weight_buffer(params, gates * 3, 5, 3) is not None)
+    check("CUDA precision: IEEE float32 by default",
+          runtime.cuda_precision_settings("fp32")["rnn"] == "ieee")
+    rnn = LSTM(3, 2)
+    rnn.remember_states = True
+    rnn(torch.randn(2, 2, 3))
+    rnn.double()
+    check("remembered state follows .to()", rnn.state[0].dtype == torch.float64)
+    rnn.eval()
+    params, out = kernel_params(rnn, torch.randn(2, 2, 3, dtype=torch.float64))
+    out.sum().backward()
+    check("backward in eval mode (kernel in training mode)", params["training"] is True)
+
+
+def max_diff(a, b):
+    return float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max())
+
+
+def modules_against_cpu(cuda):
+    for cls in (LSTM, VanillaRNN):
+        for training, T, grad in ((True, 7, True), (False, 7, True), (False, 1, False)):
+            cpu = cls(16, 32)
+            gpu = cls(16, 32).to(cuda)
+            gpu.load_state_dict(cpu.state_dict())
+            cpu.train(training), gpu.train(training)
+            x = torch.randn(3, T, 16)
+            with torch.set_grad_enabled(grad), warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                out_c, out_g = cpu(x), gpu(x.to(cuda))
+                if grad:
+                    out_c.square().sum().backward()
+                    out_g.square().sum().backward()
+            diffs = [max_diff(out_c, out_g), max_diff(cpu.state[0], gpu.state[0])]
+            if grad:
+                diffs += [max_diff(cpu.weight.grad, gpu.weight.grad),
+                          max_diff(cpu.bias.grad, gpu.bias.grad)]
+            check(f"(1) {cls.__name__} train={training} T={T} grad={grad} CUDA = CPU",
+                  max(diffs) < 1e-5 and not seen, f"max diff {max(diffs):.2e}, "
+                  f"{len(seen)} warning(s)")
+
+
+def train_eval_resume(tmp):
+    for seed in (1, -1):
+        opts = dict(TINY, max_epochs=0.05, dropout=0.25, batchnorm=1, memory_benchmark=1,
+                    speed_benchmark=1, seed=seed, gpu=0, checkpoint_name=f"{tmp}/bn{seed}")
+        result = train_mod.train(**opts)
+        model = result["model"]
+        losses = []
+        for device in ("cuda", "cpu"):
+            model.to(device)
+            loader = DataLoader(DATA["input_h5"], 10, 25)
+            losses.append(runtime.evaluate_split(model, loader, "val", torch.device(device)))
+        check(f"(2) train -seed {seed} -batchnorm -dropout, eval GPU = CPU",
+              abs(losses[0] - losses[1]) < 1e-5 and len(result["memory_usage"]) > 0,
+              f"{losses[0]:.7f} vs {losses[1]:.7f}")
+    runs = {gpu: train_mod.train(**dict(TINY, max_epochs=0.2, seed=1, gpu=gpu,
+                                        checkpoint_every=10, checkpoint_name=f"{tmp}/s{gpu}"))
+            for gpu in (0, -1)}
+    first = [abs(a - b) for a, b in zip(runs[0]["train_loss_history"][:20],
+                                        runs[-1]["train_loss_history"][:20])]
+    check("(3) -seed 1: first 20 losses GPU = CPU", max(first) < 1e-5, f"max {max(first):.2e}")
+    for name, src, dst in (("GPU->GPU", 0, 0), ("GPU->CPU", 0, -1), ("CPU->GPU", -1, 0)):
+        resumed = train_mod.train(**dict(TINY, resume_from=f"{tmp}/s{src}_10.t7", gpu=dst,
+                                         checkpoint_every=10, checkpoint_name=f"{tmp}/r{dst}"))
+        tail = runs[src]["train_loss_history"][10:]
+        diff = max(abs(a - b) for a, b in zip(resumed["train_loss_history"][10:], tail))
+        check(f"(4) resume {name}", diff < 1e-5, f"max diff {diff:.2e}")
+
+
+def sampling_gpu_vs_cpu():
+    model = load_model(str(GOLDEN / "checkpoints" / "lstm_bn_dropout_cp_159.t7"))
+    for start, k in (("", 1), ("The ", 1), ("", 4)):
+        texts = []
+        for device in ("cpu", "cuda"):
+            texts.append(model.to(device).sample(200, start, seed=1, num_samples=k))
+        check(f"(5) sample -seed 1 start={start!r} num_samples={k}: GPU text = CPU text",
+              texts[0] == texts[1])
+
+
+def speeds(cuda):
+    vocab = {i: chr(32 + i) for i in range(1, 66)}
+    for layers, H in ((2, 128), (2, 512), (3, 680)):
+        model = LanguageModel(vocab, "lstm", 64, H, layers).to(cuda)
+        optimizer = torch.optim.Adam(model.parameters())
+        x = torch.randint(1, 66, (50, 50), device=cuda)
+        for n in range(12):
+            if n == 2:
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+            optimizer.zero_grad()
+            model.loss(model(x), x).backward()
+            optimizer.step()
+        torch.cuda.synchronize()
+        train_cps = 10 * 2500 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        model.sample(500, seed=1)
+        sample_cps = 500 / (time.perf_counter() - start)
+        start = time.perf_counter()
+        model.sample(200, seed=1, num_samples=64)
+        many = 64 * 200 / (time.perf_counter() - start)
+        print(f"speed {layers}x{H}: train {train_cps:,.0f} chars/s; sample {sample_cps:,.0f} "
+              f"chars/s (1 stream), {many:,.0f} chars/s (64 streams)", flush=True)
+
+
+def main():
+    cpu_half()
+    if not torch.cuda.is_available():
+        print("GPU half skipped: no CUDA device", flush=True)
+        return 1 if FAILED else 0
+    cuda = torch.device("cuda", 0)
+    runtime.apply_cuda_precision("fp32")
+    modules_against_cpu(cuda)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_eval_resume(tmp)
+    sampling_gpu_vs_cpu()
+    speeds(cuda)
+    print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed", flush=True)
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
