@@ -8,8 +8,8 @@
 #
 #   bash examples/voice.sh         # the whole recipe: 236 s of speech, 8 epochs (2,416
 #                                  # iterations), 10 s sampled; about 10 minutes
-#   MINUTES=0.5 ITERS=100 SECONDS_OUT=2 bash examples/voice.sh   # a quick run: 30 s of
-#                                  # speech, 100 iterations, 2 s sampled; about 1 minute
+#   MINUTES=1 ITERS=100 SECONDS_OUT=2 bash examples/voice.sh   # a quick run: 60 s of
+#                                  # speech, 100 iterations, 2 s sampled; a few minutes
 set -euo pipefail
 
 OUT=${OUT:-out/voice}
