@@ -1,10 +1,12 @@
-"""examples/quickstart.ipynb, executed top to bottom in a real Jupyter kernel, and the README's
-quickstart numbers checked against the bundled data."""
+"""The examples and the README's quickstart: examples/quickstart.ipynb executed top to bottom
+in a real Jupyter kernel, examples/voice.sh's documented settings, the README's numbers
+checked against the bundled data."""
 import base64
 import json
 import os
 import pathlib
 import re
+import subprocess
 import sys
 
 import pytest
@@ -112,3 +114,36 @@ def test_readme_checkpoint_number_is_one_epoch_of_the_bundled_data(tmp_path):
     assert info["train_size"] == 892_316 and "892,316" in readme
     assert batches["train"] == 356
     assert "-checkpoint cv/shakespeare_356.t7" in readme and "356 batches" in readme
+
+
+VOICE_SH = REPO / "examples" / "voice.sh"
+
+
+def test_voice_sh_reads_every_setting_its_header_documents():
+    script = VOICE_SH.read_text(encoding="utf-8")
+    header = script.split("set -euo pipefail")[0]
+    documented = re.findall(r"#\s+((?:[A-Z_]+=\S+ )+)bash examples/voice.sh", header)
+    names = {a.split("=")[0] for line in documented for a in line.split()}
+    assert {"MINUTES", "ITERS", "SECONDS_OUT"} <= names
+    body = script.split("set -euo pipefail")[1]
+    for name in names:                  # set from the environment, then used at least once
+        assert f"{name}=${{{name}:-" in body, name
+        assert len(re.findall(r"\$\{?%s\b" % name, body)) >= 2, name
+
+
+@pytest.mark.parametrize("settings, needle", [
+    ({"MINUTES": "nan"}, "MINUTES must be a number of minutes above 0, found 'nan'"),
+    ({"MINUTES": "-1"}, "MINUTES must be"),
+    ({"MINUTES": "1e999"}, "MINUTES must be"),
+    ({"ITERS": "2.5"}, "ITERS must be a whole number above 0, found '2.5'"),
+    ({"EPOCHS": "inf"}, "EPOCHS must be a number, found 'inf'"),
+])
+def test_voice_sh_refuses_bad_settings_before_doing_anything(tmp_path, settings, needle):
+    out = tmp_path / "voice"
+    env = dict(os.environ, OUT=str(out), **settings)
+    done = subprocess.run(["bash", str(VOICE_SH)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip() == f"voice.sh: {needle}" or (
+        needle in done.stderr and len(done.stderr.strip().splitlines()) == 1), done.stderr
+    assert done.stdout == "" and not out.exists()
