@@ -59,7 +59,7 @@ def _data(cell, mime):
             if o.output_type in ("display_data", "execute_result") and mime in o.get("data", {})]
 
 
-# Slow on purpose (about 15 s): it starts a Jupyter kernel and runs the whole notebook.
+# Slow on purpose (about 10 s): it starts a Jupyter kernel and runs the whole notebook.
 def test_quickstart_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     cells = _run_notebook(tmp_path, monkeypatch)
     for cell in cells.values():                 # an error output would have raised already
