@@ -7,7 +7,9 @@ import pytest
 from scipy.io import wavfile
 
 from conftest import GOLDEN, LEGACY
-from torchrnn_py import plot
+from torchrnn_py import LanguageModel, plot, save_checkpoint
+from torchrnn_py.audio import encode_audio
+from torchrnn_py.preprocess import preprocess
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +116,11 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     status = plot.main([str(LEGACY / "placenames_checkpoint_8450.json"),
                         "-o", str(tmp_path / "x.png")])
-    _one_error_line(capsys, status, "pip install 'torchrnn_py[plot]'")
+    # a command that works in a clone and for an installed package alike (the [plot] extra
+    # of an unpublished package does not install from a plain `pip install`)
+    err = capsys.readouterr().err
+    assert status != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.strip().endswith(": pip install matplotlib")           # one command, no 'or'
     assert not (tmp_path / "x.png").exists()
 
 
@@ -141,3 +147,107 @@ def test_output_never_overwrites_an_input(tmp_path, capsys):
     status = plot.main([str(path), "-o", str(path)])
     _one_error_line(capsys, status, "overwrite")
     assert path.read_bytes() == (LEGACY / "placenames_checkpoint_8450.json").read_bytes()
+
+
+def _tick_texts(fig):
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = ax.get_yticklabels() + ax.get_yticklabels(minor=True)
+    return [t.get_text() for t in labels if t.get_text()]
+
+
+def test_log_y_ticks_are_plain_decimals():
+    # placenames' losses span 1.2-4.5: less than a decade, so matplotlib's own labels are
+    # minor ticks written like 4 x 10^0
+    fig = plot.loss_figure([str(LEGACY / "placenames_checkpoint_8450.json")], log_y=True)
+    texts = _tick_texts(fig)
+    assert fig.axes[0].get_yscale() == "log"
+    assert len(texts) >= 3
+    for text in texts:
+        assert "10^" not in text and "times" not in text and "\\" not in text, text
+        float(text)                                     # a plain decimal
+
+
+def _json_with_input_json(tmp_path, vocab_json):
+    data = json.loads((GOLDEN / "checkpoints" / "lstm_small_cp_100.json").read_text())
+    data["opt"]["input_json"] = str(vocab_json)
+    path = tmp_path / "run_100.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _tone_wav(path, seconds=0.5, rate=8000):
+    t = np.arange(int(seconds * rate)) / rate
+    wavfile.write(path, rate, (np.sin(2 * np.pi * 330 * t) * 12000).astype(np.int16))
+
+
+def test_audio_run_axis_is_per_sample(tmp_path):
+    # the voice recipe: WAV -> BinToUTF8 text -> preprocess; the JSON's opt.input_json names
+    # the vocabulary
+    _tone_wav(tmp_path / "tone.wav")
+    encode_audio(str(tmp_path / "tone.wav"), str(tmp_path / "voice.txt"), rate=8000,
+                 table_path=str(tmp_path / "voice.bcl"))
+    preprocess(str(tmp_path / "voice.txt"), str(tmp_path / "voice.h5"),
+               str(tmp_path / "voice.json"))
+    run = _json_with_input_json(tmp_path, tmp_path / "voice.json")
+    fig = plot.loss_figure([str(run)])
+    assert fig.axes[0].get_ylabel() == "loss (cross-entropy, nats per sample)"
+    assert plot.loss_figure([str(run)], unit="character").axes[0].get_ylabel().endswith(
+        "per character)")
+
+
+def test_byte_path_checkpoint_beside_its_json_is_per_sample(tmp_path):
+    # preprocess --encoding bytes; no input_json on this machine: the .t7 beside the JSON
+    raw = tmp_path / "voice.raw"
+    raw.write_bytes(bytes(range(256)) * 4)
+    result = preprocess(str(raw), str(tmp_path / "v.h5"), str(tmp_path / "v.json"),
+                        encoding="bytes")
+    model = LanguageModel(result["vocab"] if isinstance(result, dict) else result.vocab,
+                          wordvec_size=4, rnn_size=8, num_layers=1)
+    save_checkpoint(str(tmp_path / "cv_10.t7"), {"model": model, "i": 10,
+                                                  "train_loss_history": [5.5] * 10})
+    assert plot.data_unit([str(tmp_path / "cv_10.json")]) == "sample"
+
+
+def test_text_runs_and_unknown_vocabularies_are_per_character(tmp_path):
+    # placenames: its input_json is not here, its .t7 (ASCII place names) is beside it
+    assert plot.data_unit([str(LEGACY / "placenames_checkpoint_8450.json")]) == "character"
+    csv_path = tmp_path / "run.csv"
+    csv_path.write_text("i,epoch,loss,learning_rate,seconds,val_loss\n1,1,5.5,0.002,0.1,\n")
+    assert plot.data_unit([str(csv_path)]) == "character"
+    fig = plot.loss_figure([str(csv_path)], unit="sample")    # what --unit sample does
+    assert fig.axes[0].get_ylabel().endswith("nats per sample)")
+
+
+def test_unit_flag_reaches_the_picture(tmp_path, monkeypatch):
+    seen = {}
+    real = plot.loss_figure
+
+    def spy(paths, **kwargs):
+        fig = real(paths, **kwargs)
+        seen["label"] = fig.axes[0].get_ylabel()
+        return fig
+
+    monkeypatch.setattr(plot, "loss_figure", spy)
+    out = tmp_path / "c.png"
+    assert plot.main([str(GOLDEN / "checkpoints" / "lstm_small_cp_100.json"), "--unit",
+                      "sample", "-o", str(out)]) == 0
+    assert seen["label"].endswith("per sample)") and _is_png(out)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-2", "abc", "NaN"])
+def test_seconds_must_be_a_finite_positive_number(tmp_path, capsys, value):
+    out = tmp_path / "spec.png"
+    wav = tmp_path / "a.wav"
+    _tone_wav(wav)
+    status = plot.main(["--spectrogram", str(wav), "--seconds", value, "-o", str(out)])
+    _one_error_line(capsys, status, "--seconds")
+    assert not out.exists()
+
+
+def test_huge_seconds_draw_the_whole_file(tmp_path):
+    wav = tmp_path / "a.wav"
+    _tone_wav(wav)
+    out = tmp_path / "spec.png"
+    assert plot.main(["--spectrogram", str(wav), "--seconds", "1e308", "-o", str(out)]) == 0
+    assert _is_png(out)

@@ -221,6 +221,28 @@ def test_library_train_is_silent_unless_verbose(tiny, tmp_path, capsys):
     assert out[0] == "Running in CPU mode" and LOSS_LINE.match(out[1])
 
 
+def test_library_train_reports_progress_after_every_iteration(tiny, tmp_path, capsys):
+    calls = []
+    result = train_mod.train(seed=3, progress=calls.append,
+                             **tiny_options(tiny, tmp_path, max_epochs=2, checkpoint_every=5))
+    assert capsys.readouterr() == ("", "")                # still silent: not verbose
+    assert [c["i"] for c in calls] == list(range(1, 15))
+    assert all(c["num_iterations"] == 14 for c in calls)
+    assert [c["loss"] for c in calls] == result["train_loss_history"]
+    assert calls[0]["epoch"] == 1 + 1 / 7 and calls[13]["epoch"] == 3.0
+    assert all(c["learning_rate"] == 2e-3 for c in calls)
+    validated = [c["i"] for c in calls if c["val_loss"] is not None]
+    assert validated == [5, 10, 14]
+    assert [c["val_loss"] for c in calls if c["val_loss"] is not None] == \
+        result["val_loss_history"]
+    written = {c["i"]: c["checkpoint"] for c in calls if c["checkpoint"] is not None}
+    assert written == {i: str(tmp_path / "cv" / f"cp_{i}.t7") for i in (5, 10, 14)}
+    seconds = [c["seconds"] for c in calls]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+    assert set(calls[0]) == {"i", "num_iterations", "epoch", "loss", "learning_rate",
+                             "val_loss", "checkpoint", "seconds"}
+
+
 def test_library_rejects_unknown_option(tiny, tmp_path):
     with pytest.raises(train_mod.TorchRNNError):
         train_mod.train(bogus=1, **tiny_options(tiny, tmp_path))

@@ -6,9 +6,13 @@ checkpoint's JSON (late ones hold hundreds of thousands of points) or from train
 ``-log_csv`` file; several inputs are drawn on one plot. ``--spectrogram a.wav b.wav``
 draws spectrograms side by side instead (training audio beside generated audio).
 
-matplotlib is an optional extra (``pip install 'torchrnn_py[plot]'``); without it the
-command says so in one line.
+The loss axis says what one step of the data is: "per sample" for a model of bytes (8-bit
+audio, as BinToUTF8 text or ``preprocess --encoding bytes``, found from the checkpoint's
+vocabulary), "per character" otherwise; ``--unit`` says it outright (a CSV log names no
+vocabulary). matplotlib is optional (``pip install matplotlib``); without it the command says
+so in one line.
 """
+import argparse
 import csv
 import math
 import os
@@ -16,13 +20,19 @@ import sys
 
 import numpy as np
 
-from .checkpoint import read_checkpoint_json
+from .bintoutf8 import BCL_ALPHABET, OFFSET_BASE
+from .checkpoint import load_model, read_checkpoint_json
 from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_path, check_distinct, check_input_file
+from .vocab import read_vocab
 
 PROG = "torchrnn-plot"
 MAX_DRAWN = 4000      # points per curve actually drawn; longer histories are summarised
+UNITS = ("auto", "character", "sample", "byte", "token")
+MATPLOTLIB_HINT = "pip install matplotlib"   # works for a clone and an installed package
+_BINTOUTF8_CHARS = frozenset(map(chr, BCL_ALPHABET)) | frozenset(
+    chr(OFFSET_BASE + b) for b in range(256))
 
 
 def _pyplot():
@@ -32,8 +42,8 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise TorchRNNError("plotting needs matplotlib, which is not installed: "
-                            "pip install 'torchrnn_py[plot]' (or pip install matplotlib)") from None
+        raise TorchRNNError(f"plotting needs matplotlib, which is not installed: "
+                            f"{MATPLOTLIB_HINT}") from None
     return plt
 
 
@@ -76,6 +86,39 @@ def _read_csv(path):
     return its, losses, val_it, val
 
 
+def is_byte_vocab(vocab):
+    """True for a vocabulary of bytes: ``preprocess --encoding bytes``, or BinToUTF8 text
+    (every token one BinToUTF8 character, at least one of them beyond ASCII)."""
+    if vocab.is_bytes:
+        return True
+    tokens = vocab.tokens
+    return all(t in _BINTOUTF8_CHARS for t in tokens) and any(ord(t) > 0x7E for t in tokens)
+
+
+def _history_vocab(path):
+    """The vocabulary of the run a checkpoint JSON records: its ``opt.input_json``, else
+    the ``.t7`` beside it; None when neither can be read (a CSV log names none)."""
+    if not path.endswith(".json"):
+        return None
+    opt = read_checkpoint_json(path).get("opt") or {}
+    candidates = [(read_vocab, opt.get("input_json")),
+                  (lambda t7: load_model(t7).vocab, path[:-len(".json")] + ".t7")]
+    for reader, source in candidates:
+        if isinstance(source, str) and source and os.path.isfile(source):
+            try:
+                return reader(source)
+            except (TorchRNNError, OSError):
+                continue
+    return None
+
+
+def data_unit(paths):
+    """What one loss value is per: "sample" when every run with a known vocabulary learned
+    bytes (8-bit audio), "character" otherwise."""
+    vocabs = [v for v in map(_history_vocab, paths) if v is not None]
+    return "sample" if vocabs and all(map(is_byte_vocab, vocabs)) else "character"
+
+
 def summarise(x, y, max_points=MAX_DRAWN):
     """Bucket a long curve: (x, mean, min, max) per bucket, at most ``max_points`` buckets,
     so that drawing costs the same for 1,000 or 1,000,000 iterations."""
@@ -93,10 +136,20 @@ def summarise(x, y, max_points=MAX_DRAWN):
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 
-def plot_losses(paths, out_png, title=None, log_y=False):
+def plot_losses(paths, out_png, title=None, log_y=False, unit="auto"):
     """Draw the loss curves of ``paths`` (checkpoint JSONs or -log_csv files) into a PNG."""
     plt = _pyplot()
+    fig = loss_figure(paths, title=title, log_y=log_y, unit=unit)
+    _save(fig, out_png)
+    plt.close(fig)
+
+
+def loss_figure(paths, title=None, log_y=False, unit="auto"):
+    """The matplotlib figure of :func:`plot_losses`; ``unit`` "auto" reads it from the data."""
+    plt = _pyplot()
     histories = [(p, read_history(p)) for p in paths]
+    if unit == "auto":
+        unit = data_unit(paths)
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for n, (path, (its, train, val_it, val)) in enumerate(histories):
@@ -113,15 +166,25 @@ def plot_losses(paths, out_png, title=None, log_y=False):
                     markeredgecolor="black", markeredgewidth=0.4,
                     label=f"{name} validation".strip())
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (cross-entropy, nats per character)")
+    ax.set_ylabel(f"loss (cross-entropy, nats per {unit})")
     if log_y:
-        ax.set_yscale("log")
+        _log_axis(ax)
     ax.set_title(title or (os.path.basename(paths[0]) if len(paths) == 1 else "loss"))
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, out_png)
-    plt.close(fig)
+    return fig
+
+
+def _log_axis(ax):
+    """A logarithmic y axis labelled in plain decimals (2.5, 3, 4), not 4.1 x 10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    plain = FuncFormatter(lambda value, _pos: f"{value:.3g}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_locator(LogLocator(subs=(1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8)))
+    ax.yaxis.set_minor_formatter(plain)
 
 
 def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
@@ -134,7 +197,7 @@ def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
                              squeeze=False)
     for ax, path, label in zip(axes[0], wav_paths, labels or wav_paths):
         rate, data = read_wav(path)                      # mono float, any WAV encoding
-        if max_seconds:
+        if max_seconds is not None and max_seconds * rate < data.size:
             data = data[:int(max_seconds * rate)]
         if data.size < 256:
             raise TorchRNNError(f"{path}: too short for a spectrogram ({data.size} samples)")
@@ -155,6 +218,19 @@ def _save(fig, out_png):
         fig.savefig(tmp, format="png")
 
 
+def positive_seconds(text):
+    """argparse type of ``--seconds``: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") \
+            from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, "
+                                         f"found {text!r}")
+    return value
+
+
 def build_parser():
     parser = ArgumentParser(prog=PROG, description="Draw loss curves of training runs "
                             "(checkpoint .json or -log_csv files), or spectrograms of WAVs.")
@@ -162,9 +238,13 @@ def build_parser():
     parser.add_argument("-o", "--output", default="curve.png", help="PNG to write")
     parser.add_argument("--title")
     parser.add_argument("--log_y", action="store_true", help="logarithmic loss axis")
+    parser.add_argument("--unit", choices=UNITS, default="auto",
+                        help="what the loss is per (axis label); auto: 'sample' for a model "
+                        "of bytes (audio), found from its vocabulary, else 'character'")
     parser.add_argument("--spectrogram", action="store_true",
                         help="the inputs are WAV files: draw their spectrograms")
-    parser.add_argument("--seconds", type=float, help="with --spectrogram: only the start")
+    parser.add_argument("--seconds", type=positive_seconds,
+                        help="with --spectrogram: only the first this many seconds")
     return parser
 
 
@@ -175,7 +255,8 @@ def _command(argv):
     if args.spectrogram:
         plot_spectrograms(args.inputs, args.output, max_seconds=args.seconds)
     else:
-        plot_losses(args.inputs, args.output, title=args.title, log_y=args.log_y)
+        plot_losses(args.inputs, args.output, title=args.title, log_y=args.log_y,
+                    unit=args.unit)
     print(f"wrote {args.output}")
     return 0
 

@@ -87,7 +87,8 @@ def resolve_options(options):
     return opt
 
 
-def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options):
+def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=None,
+          **options):
     """Train as ``th train.lua`` does; keyword arguments are its flags (see OPTIONS).
 
     Returns a dict with ``model`` (the trained LanguageModel), ``i`` (the last
@@ -96,6 +97,9 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options
     train.lua's lines on stdout; ``log``/``warn`` receive them instead when given.
     ``handle_signals``: on SIGINT/SIGTERM finish the current iteration, write a checkpoint
     that ``resume_from`` continues exactly, and raise KeyboardInterrupt.
+    ``progress``: a callable called after every iteration with one dict: ``i``,
+    ``num_iterations``, ``epoch`` (as printed), ``loss``, ``learning_rate``, ``val_loss``
+    (None unless it validated), ``checkpoint`` (the .t7 written, or None) and ``seconds``.
     Under ``torchrun`` the processes share each minibatch (see :mod:`distributed`).
     """
     say, warn = make_printers(verbose, log, warn, PROG)
@@ -114,7 +118,8 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, **options
         if device.type != "cuda":
             opt["memory_benchmark"] = 0             # as train.lua does outside CUDA
         with _interrupt_flag(handle_signals) as interrupted:
-            return _train(opt, checkpoint, context, device, say, warn, interrupted)
+            return _train(opt, checkpoint, context, device, say, warn, interrupted,
+                          progress if context.is_main else None)
     finally:
         distributed.teardown(context)
 
@@ -136,7 +141,7 @@ def _resumed_options(checkpoint, source, options):
     return merged
 
 
-def _train(opt, checkpoint, context, device, say, warn, interrupted):
+def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=None):
     """The loop of train.lua (SPEC §4), for one process of ``context``."""
     vocab = read_vocab(opt["input_json"])
     loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
@@ -249,7 +254,7 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
                 say("Epoch %.2f / %d, i = %d / %d, loss = %f"
                     % (i / num_train + 1, opt["max_epochs"], i, num_iterations, loss))
 
-            val_loss = None
+            val_loss = written = None
             if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
                     or i == num_iterations:
                 failure = None
@@ -265,13 +270,17 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted):
                     failure = err
                 _stop_together(context, failure)    # the others wait here (no timeout)
                 try:
-                    write_checkpoint(i, None)
+                    written = write_checkpoint(i, None)
                 except (TorchRNNError, OSError) as err:
                     failure = err
                 _stop_together(context, failure)
+            seconds = time.perf_counter() - started
             if csv_log is not None:
-                csv_log.write(i, i / num_train + 1, loss, learning_rate,
-                              time.perf_counter() - started, val_loss)
+                csv_log.write(i, i / num_train + 1, loss, learning_rate, seconds, val_loss)
+            if progress is not None:
+                progress({"i": i, "num_iterations": num_iterations, "epoch": i / num_train + 1,
+                          "loss": loss, "learning_rate": learning_rate, "val_loss": val_loss,
+                          "checkpoint": written, "seconds": seconds})
             if watching and distributed.any_process(context, interrupted()):
                 if i == num_iterations:             # finished anyway, final checkpoint written
                     break
