@@ -116,7 +116,7 @@ def test_output_file_has_no_trailing_newline(tmp_path, capsys):
     path = tmp_path / "sample.txt"
     status, out, err = run(["-checkpoint", CP, "-length", 300, "-seed", 123,
                             "-output_file", path] + CPU, capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == "" and err == f"wrote {path}\n"
     assert path.read_bytes() == golden("lstm_small_cp_159_t1_seed123_afternn.txt").encode()
 
 
@@ -124,7 +124,7 @@ def test_output_file_with_stream(tmp_path, capsys):
     path = tmp_path / "sample.txt"
     status, _, err = run(["-checkpoint", CP, "-length", 300, "-sample", 0, "-stream", 1,
                           "-start_text", START, "-output_file", path] + CPU, capsys)
-    assert status == 0 and err == ""
+    assert status == 0 and err == f"wrote {path}\n"
     assert path.read_bytes() == golden("lstm_small_cp_159_argmax_start.txt").encode()
 
 
@@ -134,7 +134,8 @@ def test_num_samples_to_stdout(capsys):
     status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 21,
                             "-num_samples", 3] + CPU, capsys)
     assert status == 0 and err == ""
-    assert out == "".join(text + "\n" for text in expected)
+    assert out == "".join(f"--- sample {k} of 3 ---\n{text}\n"
+                          for k, text in enumerate(expected, start=1))
 
 
 def test_num_samples_to_files(tmp_path, capsys):
@@ -142,7 +143,8 @@ def test_num_samples_to_files(tmp_path, capsys):
     status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 22, "-num_samples", 3,
                             "-start_text", START, "-output_file", tmp_path / "out.txt"] + CPU,
                            capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == ""
+    assert err.splitlines() == [f"wrote {tmp_path / f'out_{k}.txt'}" for k in (1, 2, 3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out_1.txt", "out_2.txt",
                                                           "out_3.txt"]
     for k in range(3):
@@ -185,7 +187,7 @@ def test_byte_vocabulary_output_file_gets_raw_bytes(byte_model, tmp_path, capsys
     path = tmp_path / "out.bin"
     status, out, err = run(["-checkpoint", byte_model, "-length", length, "-seed", 7,
                             "-output_file", path] + CPU, capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == "" and err == f"wrote {path}\n"
     raw = path.read_bytes()
     assert len(raw) == length                         # one byte per sampled token
     assert max(raw) > 127
@@ -231,7 +233,9 @@ def test_bcl_table_output_file_gets_decoded_bytes(bcl_model, tmp_path, capsys):
     status, out, err = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9,
                             "-bcl_table", table_path, "-output_file", path] + CPU, capsys)
     assert status == 0 and out == ""
-    assert len(err.splitlines()) <= 1 and "Traceback" not in err
+    assert len(err.splitlines()) == 2 and "Traceback" not in err
+    warning, wrote = err.splitlines()
+    assert wrote == f"wrote {path}"
     raw = path.read_bytes()
     # the same sample as text
     status, text, _ = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9] + CPU,
@@ -246,7 +250,7 @@ def test_bcl_table_output_file_gets_decoded_bytes(bcl_model, tmp_path, capsys):
     assert raw == expected
     assert raw == bintoutf8.decode_text(text, "bcl", table)[0]
     # the warning counts the newlines actually sampled, not the vocabulary's
-    assert err.strip() == (f"torchrnn-sample: warning: {len(not_in_table)} sampled character(s) "
+    assert warning == (f"torchrnn-sample: warning: {len(not_in_table)} sampled character(s) "
                            f"are not in {table_path} and were left out of the bytes (e.g. "
                            f"newlines)")
 
