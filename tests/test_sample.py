@@ -1,9 +1,15 @@
 """The sample command (sample.lua's command line) and its new flags: verbose lines, the GPU
 fallback, -stream, -output_file, -num_samples, byte vocabularies, -bcl_table, and bad input
 as one line on stderr."""
+import contextlib
+import errno
+import os
 import re
+import resource
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +18,8 @@ import torch
 from conftest import GOLDEN
 from torchrnn_py import bintoutf8
 from torchrnn_py import sample as sample_mod
-from torchrnn_py.checkpoint import load_model
+from torchrnn_py.checkpoint import load_model, save_checkpoint
+from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.preprocess import preprocess
 from torchrnn_py.t7 import write_t7
 from torchrnn_py.train import train
@@ -351,3 +358,163 @@ def test_bcl_table_without_output_file_warns(bcl_model, capsys):
                             "-bcl_table", table_path] + CPU, capsys)
     assert status == 0 and len(out) == 31
     assert "-bcl_table only applies with -output_file" in err
+
+
+# -- issue 9: what was written, NaN and infinity, broken models, separators, signals, full disks
+
+def test_wrote_line_silenced_by_an_explicit_verbose_0(tmp_path, capsys):
+    path = tmp_path / "sample.txt"
+    status, out, err = run(["-checkpoint", CP, "-length", 30, "-seed", 1, "-output_file", path,
+                            "-verbose", 0] + CPU, capsys)
+    assert status == 0 and out == "" and err == ""
+    assert len(path.read_bytes()) == 30
+    status, out, err = run(["-checkpoint", CP, "-length", 30, "-seed", 1, "-output_file", path,
+                            "-verbose", 1] + CPU, capsys)
+    assert status == 0 and err == f"wrote {path}\n"
+    assert out == "Running in CPU mode\nSeeding with uniform probabilities\n"
+
+
+NUMERIC_FLAGS = ["length", "sample", "temperature", "gpu", "verbose", "seed", "stream",
+                 "num_samples"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("flag", NUMERIC_FLAGS)
+def test_non_finite_numeric_flags_are_one_line(capsys, flag, value):
+    assert set(NUMERIC_FLAGS) == set(sample_mod.NUMERIC)         # every numeric flag is here
+    status, out, err = run(["-checkpoint", CP, "-length", 20] + CPU + [f"-{flag}", value],
+                           capsys)
+    assert status == 1 and out == ""
+    assert err == f"torchrnn-sample: error: -{flag} must be a finite number, got {value}\n"
+
+
+def test_non_finite_options_in_the_library():
+    with pytest.raises(TorchRNNError, match="-seed must be a finite number"):
+        sample_mod.sample(checkpoint=str(CP), length=10, seed=float("inf"), gpu=-1)
+
+
+def _broken_checkpoint(tmp_path, source, breakage):
+    model = load_model(source)
+    with torch.no_grad():
+        breakage(model)
+    path = tmp_path / "broken.t7"
+    save_checkpoint(str(path), {"model": model, "i": 0}, json_path=None)
+    return path
+
+
+BROKEN = {
+    "nan_weight": (CP, lambda m: m.rnns[0].weight.view(-1)[7].fill_(float("nan")),
+                   "rnns.0.weight holds NaN"),
+    "inf_output_bias": (CP, lambda m: m.linear.bias[3].fill_(float("inf")),
+                        "linear.bias holds NaN or infinite"),
+    "negative_batchnorm_variance": (
+        GOLDEN / "checkpoints" / "lstm_bn_dropout_cp_159.t7",
+        lambda m: m.batchnorms[1].running_var[5].fill_(-1.0), "negative running variance"),
+}
+
+
+@pytest.mark.parametrize("argmax", [0, 1])
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_non_finite_model_is_refused_in_one_line(tmp_path, capsys, case, argmax):
+    source, breakage, message = BROKEN[case]
+    path = _broken_checkpoint(tmp_path, source, breakage)
+    status, out, err = run(["-checkpoint", path, "-length", 50, "-seed", 1, "-stream", 1,
+                            "-sample", 1 - argmax] + CPU, capsys)
+    assert status == 1 and out == ""                     # not one character of nonsense
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"torchrnn-sample: error: {path}: the model's ") and message in err
+
+
+def test_num_samples_separator_lines_split_back_into_the_samples(capsys):
+    expected = load_model(CP).sample(200, seed=4, num_samples=4)
+    status, out, _ = run(["-checkpoint", CP, "-length", 200, "-seed", 4, "-num_samples", 4,
+                          "-stream", 1] + CPU, capsys)
+    assert status == 0
+    parts = re.split(r"^--- sample \d+ of 4 ---\n", out, flags=re.M)
+    assert parts[0] == "" and [p[:-1] for p in parts[1:]] == expected
+    assert all(p.endswith("\n") for p in parts[1:])
+
+
+def test_num_samples_1_keeps_the_original_output(capsys):
+    status, out, _ = run(["-checkpoint", CP, "-length", 120, "-seed", 4, "-num_samples", 1]
+                         + CPU, capsys)
+    assert status == 0 and out == load_model(CP).sample(120, seed=4) + "\n"
+
+
+def _sample_process(argv, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "torchrnn_py.sample", "-checkpoint",
+                             str(CP), "-gpu", "-1"] + [str(a) for a in argv],
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigterm_during_output_file_keeps_the_old_file(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"the previous sample")
+    process = _sample_process(["-length", 10 ** 9, "-output_file", path],
+                              stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(tmp_path)) < 2:                   # the temporary file appears
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)                                        # sampling is under way
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert err == "torchrnn-sample: terminated\n"
+    assert os.listdir(tmp_path) == ["out.txt"]              # no hidden .tmp left behind
+    assert path.read_bytes() == b"the previous sample"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_stream_to_a_full_disk_names_stdout():
+    with open("/dev/full", "wb") as full:
+        process = _sample_process(["-length", 100, "-stream", 1, "-seed", 1], stdout=full)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == "torchrnn-sample: error: stdout: cannot write the sample: No space left on " \
+                  "device\n"
+
+
+def test_output_file_too_large_names_the_file(tmp_path):
+    # a real failed write without root: the file-size limit (Python ignores SIGXFSZ)
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"old")
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # noqa: E731
+    for stream in (0, 1):
+        process = _sample_process(["-length", 20000, "-stream", stream, "-output_file", path],
+                                  stdout=subprocess.PIPE, preexec_fn=limit)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 1 and out == ""
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert str(path) in err and "File too large" in err
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self):
+        self.file.flush()
+
+
+def test_full_disk_while_writing_a_sample_file_keeps_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"old")
+    real = sample_mod.atomic_output
+
+    @contextlib.contextmanager
+    def on_a_full_disk(*args, **kwargs):
+        with real(*args, **kwargs) as file:
+            yield _FullDisk(file)
+
+    monkeypatch.setattr(sample_mod, "atomic_output", on_a_full_disk)
+    with pytest.raises(TorchRNNError) as caught:
+        sample_mod.sample(checkpoint=str(CP), length=50, gpu=-1, output_file=str(path))
+    assert str(caught.value) == f"{path}: cannot write the sample: No space left on device"
+    assert os.listdir(tmp_path) == ["out.txt"] and path.read_bytes() == b"old"

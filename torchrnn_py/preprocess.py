@@ -77,7 +77,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
                 datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
                             for name, size in zip(_SPLITS, sizes)]
                 _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:   # h5py: RuntimeError when closing after one
             raise TorchRNNError(f"{output_h5}: cannot write HDF5 output file: "
                                 f"{_hdf5_reason(err)}") from None
         json.dump(vocab.to_json(), files.open(output_json, "w", "JSON output file",
@@ -100,9 +100,9 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
 
 
 def _hdf5_reason(err):
-    """One line for an h5py OSError: the system's reason when HDF5's message carries an
+    """One line for an h5py error: the system's reason when HDF5's message carries an
     errno (its own text spans lines and shows buffer addresses), else its first line."""
-    if err.strerror:
+    if getattr(err, "strerror", None):
         return err.strerror
     message = str(err)
     found = re.search(r"errno = (\d+)", message)
@@ -206,7 +206,8 @@ def _decode_error(path, codec, err, base_offset):
     UnicodeDecodeError), else the codec's own reason (utf-16 without a BOM, punycode)."""
     advice = "give the file's real encoding with --encoding, or --encoding bytes"
     if not isinstance(err, UnicodeDecodeError):
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
+        reason = reason or type(err).__name__
         return TorchRNNError(f"{path}: cannot decode as {codec.name}: {reason}; {advice}")
     bad = err.object[err.start:err.end] if isinstance(err.object, (bytes, bytearray)) else b""
     shown = " ".join(f"0x{b:02x}" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")

@@ -223,7 +223,7 @@ def _sinks(paths, out, K, stream, newline):
     after a ``--- sample k of K ---`` line when K > 1."""
     with contextlib.ExitStack() as stack:
         if paths:
-            files = [stack.enter_context(open(p, "wb")) if stream
+            files = [stack.enter_context(_streamed_file(p)) if stream
                      else stack.enter_context(atomic_output(p, "wb", what="sample file"))
                      for p in paths]
             sinks = [_Sink(f, p) for f, p in zip(files, paths)]
@@ -239,6 +239,21 @@ def _sinks(paths, out, K, stream, newline):
             sink.flush()
         if not paths:
             _copy_spools(sinks[0], files[1:], K, newline)
+
+
+@contextlib.contextmanager
+def _streamed_file(path):
+    """``open(path, 'wb')`` (-stream 1 writes the file itself), whose failure to close (the
+    last bytes on a full disk) is named like the other write errors."""
+    file = open(path, "wb")
+    try:
+        yield file
+    finally:
+        try:
+            file.close()
+        except OSError as err:
+            raise TorchRNNError(f"{path}: cannot write the sample: "
+                                f"{err.strerror or err}") from None
 
 
 def sample_separator(k, K):
