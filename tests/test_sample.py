@@ -423,6 +423,12 @@ def test_non_finite_model_is_refused_in_one_line(tmp_path, capsys, case, argmax)
     assert status == 1 and out == ""                     # not one character of nonsense
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"torchrnn-sample: error: {path}: the model's ") and message in err
+    # nothing on disk is lost, even with -stream 1 (which writes the file as it goes)
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"an earlier sample")
+    status, _, err = run(["-checkpoint", path, "-length", 50, "-stream", 1, "-output_file", old,
+                          "-sample", 1 - argmax] + CPU, capsys)
+    assert status == 1 and message in err and old.read_bytes() == b"an earlier sample"
 
 
 def test_num_samples_separator_lines_split_back_into_the_samples(capsys):

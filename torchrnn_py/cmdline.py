@@ -3,8 +3,11 @@
 ``parse_torch_options`` reads flags the way Torch7's ``torch.CmdLine`` does for train.lua,
 sample.lua and eval.lua (``-name value``; numbers for numeric defaults; booleans as 0/1),
 also accepting ``--name value``. ``ArgumentParser`` is argparse with one-line errors, for the
-commands whose originals used argparse (preprocess.py). ``run_main`` turns a
-:class:`TorchRNNError` or an OS error into one line on stderr and a non-zero exit code.
+commands whose originals used argparse (preprocess.py). Both suggest the closest known flag
+for an unknown one. ``run_main`` turns a :class:`TorchRNNError` or an OS error into one line
+on stderr and a non-zero exit code. ``require_finite`` refuses NaN/infinity for the options a
+command names; ``sigterm_as_interrupt`` makes SIGTERM clean up as Ctrl-C; ``report_written``
+prints the ``wrote PATH`` line.
 """
 import argparse
 import contextlib
@@ -14,6 +17,7 @@ import numbers
 import os
 import signal
 import sys
+import threading
 
 from .errors import TorchRNNError
 
@@ -160,9 +164,13 @@ class ArgumentParser(argparse.ArgumentParser):
 @contextlib.contextmanager
 def sigterm_as_interrupt():
     """While active, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so that a
-    killed command removes its temporary files as Ctrl-C does. Main thread only."""
+    killed command removes its temporary files as Ctrl-C does. Does nothing outside the
+    main thread (where Python cannot install signal handlers)."""
     def handler(signum, frame):
         raise Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield

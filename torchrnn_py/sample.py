@@ -29,7 +29,7 @@ from .errors import TorchRNNError
 from .fileio import atomic_output, check_distinct, check_output_path
 from .progress import ProgressLine
 from .rng import TorchGenerator
-from .sampling import NonFiniteScores, sample_ids
+from .sampling import NonFiniteScores, check_finite_model, sample_ids
 from .runtime import choose_device, make_printers, warn_on_stderr
 
 PROG = "torchrnn-sample"
@@ -74,6 +74,10 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
                                    log if opt["verbose"] > 0 else None, warn, PROG)
     checkpoint = load_checkpoint(opt["checkpoint"])
     model = checkpoint["model"]
+    try:                                  # before any output is opened (-stream truncates)
+        check_finite_model(model)
+    except NonFiniteScores as err:
+        raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
     device = choose_device(opt, say, warn)
     model.to(device).eval()
     K = int(opt["num_samples"])

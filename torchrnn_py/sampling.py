@@ -78,9 +78,9 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
                     raise _non_finite(produced) from None
                 chosen = gen.multinomial(probs, validate=False)
             else:
-                chosen = np.argmax(scores, axis=1)                       # first maximum
+                chosen = scores.argmax(axis=1)     # first maximum (the method: 2 us less)
                 # argmax picks a NaN or +inf where there is one: cheap to look at
-                if not (math.isfinite(scores[0, chosen[0]]) if K == 1 else
+                if not (math.isfinite(scores.item(chosen[0])) if K == 1 else
                         np.isfinite(scores[np.arange(K), chosen]).all()):
                     raise _non_finite(produced)
             ids = to_token_id(chosen.astype(np.int64, copy=False))      # (K,)
@@ -116,7 +116,8 @@ def torch7_probabilities(scores, temperature):
     original then fails with "invalid multinomial distribution") are computed with their
     maximum subtracted first, which is the same distribution, safely; at temperatures so
     low that ``scores / T`` itself overflows, in double from the scores (argmax in the
-    limit). Raises :class:`NonFiniteScores` for NaN or +inf scores."""
+    limit). Raises :class:`NonFiniteScores` for NaN or +inf scores (or -inf where the
+    distribution needs the fallback)."""
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         scaled = scores if temperature == 1 else scores / scores.dtype.type(temperature)
         probs = np.exp(scaled, dtype=np.float64)                             # (K, V)
@@ -128,7 +129,7 @@ def torch7_probabilities(scores, temperature):
     bad = ~(np.isfinite(total[:, 0]) & (total[:, 0] > 0))
     if bad.any():
         rows = scores[bad].astype(np.float64)                                # (B, V)
-        if np.isnan(rows).any() or np.isposinf(rows).any():
+        if not np.isfinite(rows).all():       # NaN, or inf - inf below: nothing to sample
             raise NonFiniteScores("the scores are NaN or infinite")
         worst = scaled[bad].astype(np.float64)
         top = worst.max(axis=1, keepdims=True)
