@@ -548,3 +548,17 @@ def test_real_hdf5_write_failure_is_one_line(tmp_path):
     assert result.stderr == (f"torchrnn-preprocess: error: {tmp_path / 'o.h5'}: cannot write "
                              f"HDF5 output file: File too large\n")
     assert os.listdir(tmp_path) == ["in.txt"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_summary_to_a_full_disk_names_stdout(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"abc" * 10)
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "torchrnn_py.preprocess", "-input_txt", str(src),
+             "-output_h5", str(tmp_path / "o.h5"), "-output_json", str(tmp_path / "o.json")],
+            cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == ("torchrnn-preprocess: error: stdout: cannot "
+                                              "write: No space left on device")

@@ -472,13 +472,15 @@ def test_sigterm_during_output_file_keeps_the_old_file(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_stream_to_a_full_disk_names_stdout():
+@pytest.mark.parametrize("flags, what", [(["-stream", 1], "the sample"),
+                                         (["-verbose", 1], "")])
+def test_stream_to_a_full_disk_names_stdout(flags, what):
     with open("/dev/full", "wb") as full:
-        process = _sample_process(["-length", 100, "-stream", 1, "-seed", 1], stdout=full)
+        process = _sample_process(["-length", 100, "-seed", 1] + flags, stdout=full)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 1
-    assert err == "torchrnn-sample: error: stdout: cannot write the sample: No space left on " \
-                  "device\n"
+    assert err == f"torchrnn-sample: error: stdout: cannot write{' ' * bool(what)}{what}: " \
+                  f"No space left on device\n"
 
 
 def test_output_file_too_large_names_the_file(tmp_path):

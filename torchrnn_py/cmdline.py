@@ -7,7 +7,7 @@ commands whose originals used argparse (preprocess.py). Both suggest the closest
 for an unknown one. ``run_main`` turns a :class:`TorchRNNError` or an OS error into one line
 on stderr and a non-zero exit code. ``require_finite`` refuses NaN/infinity for the options a
 command names; ``sigterm_as_interrupt`` makes SIGTERM clean up as Ctrl-C; ``report_written``
-prints the ``wrote PATH`` line.
+prints the ``wrote PATH`` line and ``print_stdout`` a line whose failure names stdout.
 """
 import argparse
 import contextlib
@@ -44,6 +44,17 @@ def report_written(path):
     """The ``wrote PATH`` line on stderr: every command's one format for a file it wrote
     (stdout keeps the original's lines)."""
     print(f"wrote {path}", file=sys.stderr, flush=True)
+
+
+def print_stdout(line):
+    """``print(line)`` to stdout, flushed; a failed write (a full disk) is one line naming
+    stdout. A reader that went away stays a BrokenPipeError (run_main stops quietly)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise TorchRNNError(f"stdout: cannot write: {err.strerror or err}") from None
 
 
 def require_finite(opt, names):
@@ -182,8 +193,9 @@ def run_main(prog, body, argv, report_errors=True):
     """Run ``body(argv)`` as a command: user errors become one line and an exit code.
 
     Returns the exit status: body's own, 1 for a TorchRNNError or OSError, 2 for a usage
-    error, 130 for Ctrl-C, 143 for SIGTERM (see sigterm_as_interrupt). Unexpected exceptions are left to show their traceback: they are
-    bugs, not bad input. ``report_errors=False`` keeps the error lines to itself.
+    error, 130 for Ctrl-C, 143 for SIGTERM (see sigterm_as_interrupt). Unexpected
+    exceptions are left to show their traceback: they are bugs, not bad input.
+    ``report_errors=False`` keeps the error lines to itself.
     """
     def report(message):
         if report_errors:

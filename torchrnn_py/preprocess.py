@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .cmdline import ArgumentParser, report_written, run_main
+from .cmdline import ArgumentParser, print_stdout, report_written, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
 from .progress import ProgressLine
@@ -325,7 +325,7 @@ def _command(argv):
     if not args.quiet:
         for path in written:                  # once the progress line is gone
             report_written(path)
-        print(summary_lines(result))
+        print_stdout(summary_lines(result))
     return 0
 
 

@@ -23,7 +23,7 @@ import tempfile
 
 from . import bintoutf8
 from .checkpoint import load_checkpoint
-from .cmdline import (parse_torch_options, report_written, require_finite,
+from .cmdline import (parse_torch_options, print_stdout, report_written, require_finite,
                       resolve_keyword_options, run_main, sigterm_as_interrupt)
 from .errors import TorchRNNError
 from .fileio import atomic_output, check_distinct, check_output_path
@@ -287,18 +287,13 @@ def main(argv=None):
     def body(args):
         opt = parse_torch_options(OPTIONS, args, PROG)
         quiet = parse_torch_options(OPTIONS, args, PROG, explicit_only=True).get("verbose") == 0
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as err:
-            raise TorchRNNError(f"stdout: cannot write: {err.strerror or err}") from None
+        sys.stdout.flush()
         written = []
         # a progress line only when the text goes to files, not to this terminal
         with sigterm_as_interrupt(), ProgressLine(
                 "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
-            sample(out=sys.stdout.buffer, warn=warn_on_stderr(PROG), progress=line.update,
-                   on_written=written.append, **opt)
+            sample(out=sys.stdout.buffer, log=print_stdout, warn=warn_on_stderr(PROG),
+                   progress=line.update, on_written=written.append, **opt)
         for path in [] if quiet else written:     # once the progress line is gone
             report_written(path)
         return 0
