@@ -3,6 +3,7 @@ fallback, -stream, -output_file, -num_samples, byte vocabularies, -bcl_table, an
 as one line on stderr."""
 import contextlib
 import errno
+import io
 import os
 import re
 import resource
@@ -454,6 +455,7 @@ def _sample_process(argv, **kwargs):
 
 
 def test_sigterm_during_output_file_keeps_the_old_file(tmp_path):
+    # a real process (about 2 s): the signal must arrive from outside while it samples
     path = tmp_path / "out.txt"
     path.write_bytes(b"the previous sample")
     process = _sample_process(["-length", 10 ** 9, "-output_file", path],
@@ -474,28 +476,44 @@ def test_sigterm_during_output_file_keeps_the_old_file(tmp_path):
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 @pytest.mark.parametrize("flags, what", [(["-stream", 1], "the sample"),
                                          (["-verbose", 1], "")])
-def test_stream_to_a_full_disk_names_stdout(flags, what):
+def test_stream_to_a_full_disk_names_stdout(flags, what, monkeypatch, capsys):
+    # stdout on /dev/full: every write fails with ENOSPC, a real full disk
     with open("/dev/full", "wb") as full:
-        process = _sample_process(["-length", 100, "-seed", 1] + flags, stdout=full)
-        _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
-    assert err == f"torchrnn-sample: error: stdout: cannot write{' ' * bool(what)}{what}: " \
-                  f"No space left on device\n"
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
+        status = sample_mod.main([str(a) for a in ["-checkpoint", CP, "-length", 100,
+                                                   "-seed", 1] + flags + CPU])
+        monkeypatch.undo()
+    assert status == 1
+    assert capsys.readouterr().err == (f"torchrnn-sample: error: stdout: cannot write"
+                                       f"{' ' * bool(what)}{what}: No space left on device\n")
 
 
-def test_output_file_too_large_names_the_file(tmp_path):
-    # a real failed write without root: the file-size limit (Python ignores SIGXFSZ)
+@contextlib.contextmanager
+def _file_size_limit(limit):
+    """A real failing write without root: RLIMIT_FSIZE (Python ignores SIGXFSZ, so the
+    write fails with EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("stream", [0, 1])
+def test_output_file_too_large_names_the_file(tmp_path, capsys, stream):
     path = tmp_path / "out.txt"
     path.write_bytes(b"old")
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # noqa: E731
-    for stream in (0, 1):
-        process = _sample_process(["-length", 20000, "-stream", stream, "-output_file", path],
-                                  stdout=subprocess.PIPE, preexec_fn=limit)
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 1 and out == ""
-        assert err.count("\n") == 1 and "Traceback" not in err
-        assert str(path) in err and "File too large" in err
+    with _file_size_limit(1000):
+        status, out, err = run(["-checkpoint", CP, "-length", 20000, "-stream", stream,
+                                "-output_file", path] + CPU, capsys)
+    assert status == 1 and out == ""
+    assert err == f"torchrnn-sample: error: {path}: cannot write the sample: File too large\n"
     assert os.listdir(tmp_path) == ["out.txt"]
+    if stream:                                # -stream 1 writes the file itself, as it goes
+        assert 0 < len(path.read_bytes()) <= 1000
+    else:                                     # written under a temporary name: old one kept
+        assert path.read_bytes() == b"old"
 
 
 class _FullDisk:
