@@ -1,6 +1,7 @@
 """Turn a text file into token ids (HDF5) and a vocabulary (JSON), as torch-rnn's preprocess.py.
 
-Same flags, printed lines and output files as the original ``scripts/preprocess.py``, but
+Same flags, printed lines and output files as the original ``scripts/preprocess.py`` (each
+flag also in its single-dash form; stderr adds ``wrote PATH`` per file unless ``--quiet``), but
 streamed and vectorised: the file is read twice in large chunks (once to count tokens and
 number them by first appearance, once to write the ids), each chunk turned into code points
 with numpy, so memory stays flat whatever the file size.
