@@ -268,8 +268,10 @@ def test_summary_lines_match_golden(tmp_path, capsys):
                    "--output_h5", str(tmp_path / "o.h5"),
                    "--output_json", str(tmp_path / "o.json")])
     out = capsys.readouterr()
-    assert status == 0 and out.err == ""
+    assert status == 0
     assert out.out == (GOLDEN / "preprocess_stdout.txt").read_text()
+    # what was written, on stderr, so that stdout stays the original's
+    assert out.err == f"wrote {tmp_path / 'o.h5'}\nwrote {tmp_path / 'o.json'}\n"
 
 
 def test_summary_for_uint32(tmp_path, capsys):
@@ -340,6 +342,14 @@ BAD = {
     "only_a_partial_char": (b"\xe4\xb8", [], "no tokens"),
     "bad_flag": (b"abc", ["--no_such_flag"], "no_such_flag"),
     "bad_float": (b"abc", ["--val_frac", "lots"], "val_frac"),
+    "utf16_without_bom": (b"hello", ["--encoding", "utf-16"],
+                          "cannot decode as utf-16: UTF-16 stream does not start with BOM"),
+    "bad_punycode": (b"Hello\n", ["--encoding", "punycode"],
+                     "cannot decode as punycode: Invalid extended code point '\\n'"),
+    "incomplete_punycode": (b"a-b9", ["--encoding", "punycode"], "incomplete punicode"),
+    "flag_typo": (b"abc", ["--inputtxt", "x"], "(did you mean --input_txt? see "
+                                               "torchrnn-preprocess -h)"),
+    "single_dash_typo": (b"abc", ["-val_fac", "0.1"], "(did you mean -val_frac?"),
 }
 
 
@@ -461,3 +471,94 @@ def test_outputs_never_overwrite_the_input(tmp_path, capsys):
                    "--output_json", str(tmp_path / "o.json")])
     _assert_one_error_line(status, capsys.readouterr(), "overwrite")
     assert src.read_bytes() == b"hello world\n" * 10
+
+
+# ------------------------------------------------------- issue 9: flags, help, full disks
+
+def test_single_dash_flags_as_torch_rnn_users_type_them(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"some text, some more text\n" * 20)
+    assert main(["-input_txt", str(src), "-output_h5", str(tmp_path / "a.h5"),
+                 "-output_json", str(tmp_path / "a.json"), "-val_frac", "0.2",
+                 "-test_frac", "0.05", "-encoding", "latin-1", "-quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert main(["--input_txt", str(src), "--output_h5", str(tmp_path / "b.h5"),
+                 "--output_json", str(tmp_path / "b.json"), "--val_frac", "0.2",
+                 "--test_frac", "0.05", "--encoding", "latin-1", "--quiet"]) == 0
+    (single, single_json), (double, double_json) = (
+        read_outputs(tmp_path / f"{x}.h5", tmp_path / f"{x}.json") for x in "ab")
+    assert single_json == double_json
+    for name in SPLITS:
+        np.testing.assert_array_equal(single[name], double[name])
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["val"].shape == (104,) and f["test"].shape == (26,)   # of 520 tokens
+
+
+def test_help_describes_every_flag():
+    text = preprocess_module.build_parser().format_help()
+    flat = " ".join(text.split())
+    for action in preprocess_module.build_parser()._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 20, action.dest
+        assert f"--{action.dest}" in text and f"-{action.dest}" in text
+        if action.default not in (None, False):
+            assert f"(default: {action.default})" in flat, action.dest
+    assert "0 <= F < 1" in flat and "'bytes'" in flat
+
+
+H5PY_DISK_FULL = ("Can't synchronously write data (file write failed: time = Tue Dec  1 "
+                  "08:29:14 2026\n, filename = '/data/.o.h5.x1y2.tmp', file descriptor = 5, "
+                  "errno = 28, error message = 'No space left on device', buf = "
+                  "0x55d1c2a3b4c0, total write size = 524288, bytes this sub-write = 524288, "
+                  "bytes actually written = 18446744073709551615, offset = 2048)")
+
+
+def test_hdf5_disk_full_is_one_line_naming_the_output(tmp_path, capsys, monkeypatch):
+    # h5py's own message spans two lines and shows HDF5's internals
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"some text to write" * 100)
+    (tmp_path / "o.h5").write_bytes(b"previous h5")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(H5PY_DISK_FULL)
+
+    monkeypatch.setattr(preprocess_module, "_write_ids", full_disk)
+    status = main(["--input_txt", str(src), "--output_h5", str(tmp_path / "o.h5"),
+                   "--output_json", str(tmp_path / "o.json")])
+    out = capsys.readouterr()
+    assert status == 1 and out.out == ""
+    assert out.err == (f"torchrnn-preprocess: error: {tmp_path / 'o.h5'}: cannot write HDF5 "
+                       f"output file: No space left on device\n")
+    assert sorted(os.listdir(tmp_path)) == ["in.txt", "o.h5"]
+    assert (tmp_path / "o.h5").read_bytes() == b"previous h5"
+
+
+def test_real_hdf5_write_failure_is_one_line(tmp_path):
+    # a real failing write without root: the file-size limit (Python ignores SIGXFSZ)
+    import resource
+    src = tmp_path / "in.txt"
+    src.write_bytes((GOLDEN / "shakespeare200k.txt").read_bytes()[:100000])
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))  # noqa: E731
+    result = subprocess.run(
+        [sys.executable, "-m", "torchrnn_py.preprocess", "--input_txt", str(src),
+         "--output_h5", str(tmp_path / "o.h5"), "--output_json", str(tmp_path / "o.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"torchrnn-preprocess: error: {tmp_path / 'o.h5'}: cannot write "
+                             f"HDF5 output file: File too large\n")
+    assert os.listdir(tmp_path) == ["in.txt"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_summary_to_a_full_disk_names_stdout(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"abc" * 10)
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "torchrnn_py.preprocess", "-input_txt", str(src),
+             "-output_h5", str(tmp_path / "o.h5"), "-output_json", str(tmp_path / "o.json")],
+            cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == ("torchrnn-preprocess: error: stdout: cannot "
+                                              "write: No space left on device")

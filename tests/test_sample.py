@@ -1,9 +1,16 @@
 """The sample command (sample.lua's command line) and its new flags: verbose lines, the GPU
 fallback, -stream, -output_file, -num_samples, byte vocabularies, -bcl_table, and bad input
 as one line on stderr."""
+import contextlib
+import errno
+import io
+import os
 import re
+import resource
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +19,8 @@ import torch
 from conftest import GOLDEN
 from torchrnn_py import bintoutf8
 from torchrnn_py import sample as sample_mod
-from torchrnn_py.checkpoint import load_model
+from torchrnn_py.checkpoint import load_model, save_checkpoint
+from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.preprocess import preprocess
 from torchrnn_py.t7 import write_t7
 from torchrnn_py.train import train
@@ -116,7 +124,7 @@ def test_output_file_has_no_trailing_newline(tmp_path, capsys):
     path = tmp_path / "sample.txt"
     status, out, err = run(["-checkpoint", CP, "-length", 300, "-seed", 123,
                             "-output_file", path] + CPU, capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == "" and err == f"wrote {path}\n"
     assert path.read_bytes() == golden("lstm_small_cp_159_t1_seed123_afternn.txt").encode()
 
 
@@ -124,7 +132,7 @@ def test_output_file_with_stream(tmp_path, capsys):
     path = tmp_path / "sample.txt"
     status, _, err = run(["-checkpoint", CP, "-length", 300, "-sample", 0, "-stream", 1,
                           "-start_text", START, "-output_file", path] + CPU, capsys)
-    assert status == 0 and err == ""
+    assert status == 0 and err == f"wrote {path}\n"
     assert path.read_bytes() == golden("lstm_small_cp_159_argmax_start.txt").encode()
 
 
@@ -134,7 +142,8 @@ def test_num_samples_to_stdout(capsys):
     status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 21,
                             "-num_samples", 3] + CPU, capsys)
     assert status == 0 and err == ""
-    assert out == "".join(text + "\n" for text in expected)
+    assert out == "".join(f"--- sample {k} of 3 ---\n{text}\n"
+                          for k, text in enumerate(expected, start=1))
 
 
 def test_num_samples_to_files(tmp_path, capsys):
@@ -142,7 +151,8 @@ def test_num_samples_to_files(tmp_path, capsys):
     status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 22, "-num_samples", 3,
                             "-start_text", START, "-output_file", tmp_path / "out.txt"] + CPU,
                            capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == ""
+    assert err.splitlines() == [f"wrote {tmp_path / f'out_{k}.txt'}" for k in (1, 2, 3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out_1.txt", "out_2.txt",
                                                           "out_3.txt"]
     for k in range(3):
@@ -185,7 +195,7 @@ def test_byte_vocabulary_output_file_gets_raw_bytes(byte_model, tmp_path, capsys
     path = tmp_path / "out.bin"
     status, out, err = run(["-checkpoint", byte_model, "-length", length, "-seed", 7,
                             "-output_file", path] + CPU, capsys)
-    assert status == 0 and out == "" and err == ""
+    assert status == 0 and out == "" and err == f"wrote {path}\n"
     raw = path.read_bytes()
     assert len(raw) == length                         # one byte per sampled token
     assert max(raw) > 127
@@ -231,7 +241,9 @@ def test_bcl_table_output_file_gets_decoded_bytes(bcl_model, tmp_path, capsys):
     status, out, err = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9,
                             "-bcl_table", table_path, "-output_file", path] + CPU, capsys)
     assert status == 0 and out == ""
-    assert len(err.splitlines()) <= 1 and "Traceback" not in err
+    assert len(err.splitlines()) == 2 and "Traceback" not in err
+    warning, wrote = err.splitlines()
+    assert wrote == f"wrote {path}"
     raw = path.read_bytes()
     # the same sample as text
     status, text, _ = run(["-checkpoint", checkpoint, "-length", length, "-seed", 9] + CPU,
@@ -246,7 +258,7 @@ def test_bcl_table_output_file_gets_decoded_bytes(bcl_model, tmp_path, capsys):
     assert raw == expected
     assert raw == bintoutf8.decode_text(text, "bcl", table)[0]
     # the warning counts the newlines actually sampled, not the vocabulary's
-    assert err.strip() == (f"torchrnn-sample: warning: {len(not_in_table)} sampled character(s) "
+    assert warning == (f"torchrnn-sample: warning: {len(not_in_table)} sampled character(s) "
                            f"are not in {table_path} and were left out of the bytes (e.g. "
                            f"newlines)")
 
@@ -347,3 +359,188 @@ def test_bcl_table_without_output_file_warns(bcl_model, capsys):
                             "-bcl_table", table_path] + CPU, capsys)
     assert status == 0 and len(out) == 31
     assert "-bcl_table only applies with -output_file" in err
+
+
+# -- issue 9: what was written, NaN and infinity, broken models, separators, signals, full disks
+
+def test_wrote_line_silenced_by_an_explicit_verbose_0(tmp_path, capsys):
+    path = tmp_path / "sample.txt"
+    status, out, err = run(["-checkpoint", CP, "-length", 30, "-seed", 1, "-output_file", path,
+                            "-verbose", 0] + CPU, capsys)
+    assert status == 0 and out == "" and err == ""
+    assert len(path.read_bytes()) == 30
+    status, out, err = run(["-checkpoint", CP, "-length", 30, "-seed", 1, "-output_file", path,
+                            "-verbose", 1] + CPU, capsys)
+    assert status == 0 and err == f"wrote {path}\n"
+    assert out == "Running in CPU mode\nSeeding with uniform probabilities\n"
+
+
+NUMERIC_FLAGS = ["length", "sample", "temperature", "gpu", "verbose", "seed", "stream",
+                 "num_samples"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("flag", NUMERIC_FLAGS)
+def test_non_finite_numeric_flags_are_one_line(capsys, flag, value):
+    assert set(NUMERIC_FLAGS) == set(sample_mod.NUMERIC)         # every numeric flag is here
+    status, out, err = run(["-checkpoint", CP, "-length", 20] + CPU + [f"-{flag}", value],
+                           capsys)
+    assert status == 1 and out == ""
+    assert err == f"torchrnn-sample: error: -{flag} must be a finite number, got {value}\n"
+
+
+def test_non_finite_options_in_the_library():
+    with pytest.raises(TorchRNNError, match="-seed must be a finite number"):
+        sample_mod.sample(checkpoint=str(CP), length=10, seed=float("inf"), gpu=-1)
+
+
+def _broken_checkpoint(tmp_path, source, breakage):
+    model = load_model(source)
+    with torch.no_grad():
+        breakage(model)
+    path = tmp_path / "broken.t7"
+    save_checkpoint(str(path), {"model": model, "i": 0}, json_path=None)
+    return path
+
+
+BROKEN = {
+    "nan_weight": (CP, lambda m: m.rnns[0].weight.view(-1)[7].fill_(float("nan")),
+                   "rnns.0.weight holds NaN"),
+    "inf_output_bias": (CP, lambda m: m.linear.bias[3].fill_(float("inf")),
+                        "linear.bias holds NaN or infinite"),
+    "negative_batchnorm_variance": (
+        GOLDEN / "checkpoints" / "lstm_bn_dropout_cp_159.t7",
+        lambda m: m.batchnorms[1].running_var[5].fill_(-1.0), "negative running variance"),
+}
+
+
+@pytest.mark.parametrize("argmax", [0, 1])
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_non_finite_model_is_refused_in_one_line(tmp_path, capsys, case, argmax):
+    source, breakage, message = BROKEN[case]
+    path = _broken_checkpoint(tmp_path, source, breakage)
+    status, out, err = run(["-checkpoint", path, "-length", 50, "-seed", 1, "-stream", 1,
+                            "-sample", 1 - argmax] + CPU, capsys)
+    assert status == 1 and out == ""                     # not one character of nonsense
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"torchrnn-sample: error: {path}: the model's ") and message in err
+    # nothing on disk is lost, even with -stream 1 (which writes the file as it goes)
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"an earlier sample")
+    status, _, err = run(["-checkpoint", path, "-length", 50, "-stream", 1, "-output_file", old,
+                          "-sample", 1 - argmax] + CPU, capsys)
+    assert status == 1 and message in err and old.read_bytes() == b"an earlier sample"
+
+
+def test_num_samples_separator_lines_split_back_into_the_samples(capsys):
+    expected = load_model(CP).sample(200, seed=4, num_samples=4)
+    status, out, _ = run(["-checkpoint", CP, "-length", 200, "-seed", 4, "-num_samples", 4,
+                          "-stream", 1] + CPU, capsys)
+    assert status == 0
+    parts = re.split(r"^--- sample \d+ of 4 ---\n", out, flags=re.M)
+    assert parts[0] == "" and [p[:-1] for p in parts[1:]] == expected
+    assert all(p.endswith("\n") for p in parts[1:])
+
+
+def test_num_samples_1_keeps_the_original_output(capsys):
+    status, out, _ = run(["-checkpoint", CP, "-length", 120, "-seed", 4, "-num_samples", 1]
+                         + CPU, capsys)
+    assert status == 0 and out == load_model(CP).sample(120, seed=4) + "\n"
+
+
+def _sample_process(argv, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "torchrnn_py.sample", "-checkpoint",
+                             str(CP), "-gpu", "-1"] + [str(a) for a in argv],
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigterm_during_output_file_keeps_the_old_file(tmp_path):
+    # a real process (about 2 s): the signal must arrive from outside while it samples
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"the previous sample")
+    process = _sample_process(["-length", 10 ** 9, "-output_file", path],
+                              stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(os.listdir(tmp_path)) < 2:                   # the temporary file appears
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)                                        # sampling is under way
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert err == "torchrnn-sample: terminated\n"
+    assert os.listdir(tmp_path) == ["out.txt"]              # no hidden .tmp left behind
+    assert path.read_bytes() == b"the previous sample"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("flags, what", [(["-stream", 1], "the sample"),
+                                         (["-verbose", 1], "")])
+def test_stream_to_a_full_disk_names_stdout(flags, what, monkeypatch, capsys):
+    # stdout on /dev/full: every write fails with ENOSPC, a real full disk
+    with open("/dev/full", "wb") as full:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
+        status = sample_mod.main([str(a) for a in ["-checkpoint", CP, "-length", 100,
+                                                   "-seed", 1] + flags + CPU])
+        monkeypatch.undo()
+    assert status == 1
+    assert capsys.readouterr().err == (f"torchrnn-sample: error: stdout: cannot write"
+                                       f"{' ' * bool(what)}{what}: No space left on device\n")
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit):
+    """A real failing write without root: RLIMIT_FSIZE (Python ignores SIGXFSZ, so the
+    write fails with EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("stream", [0, 1])
+def test_output_file_too_large_names_the_file(tmp_path, capsys, stream):
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"old")
+    with _file_size_limit(1000):
+        status, out, err = run(["-checkpoint", CP, "-length", 20000, "-stream", stream,
+                                "-output_file", path] + CPU, capsys)
+    assert status == 1 and out == ""
+    assert err == f"torchrnn-sample: error: {path}: cannot write the sample: File too large\n"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    if stream:                                # -stream 1 writes the file itself, as it goes
+        assert 0 < len(path.read_bytes()) <= 1000
+    else:                                     # written under a temporary name: old one kept
+        assert path.read_bytes() == b"old"
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def flush(self):
+        self.file.flush()
+
+
+def test_full_disk_while_writing_a_sample_file_keeps_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / "out.txt"
+    path.write_bytes(b"old")
+    real = sample_mod.atomic_output
+
+    @contextlib.contextmanager
+    def on_a_full_disk(*args, **kwargs):
+        with real(*args, **kwargs) as file:
+            yield _FullDisk(file)
+
+    monkeypatch.setattr(sample_mod, "atomic_output", on_a_full_disk)
+    with pytest.raises(TorchRNNError) as caught:
+        sample_mod.sample(checkpoint=str(CP), length=50, gpu=-1, output_file=str(path))
+    assert str(caught.value) == f"{path}: cannot write the sample: No space left on device"
+    assert os.listdir(tmp_path) == ["out.txt"] and path.read_bytes() == b"old"

@@ -12,7 +12,7 @@ from torchrnn_py import sample as sample_mod
 from torchrnn_py.checkpoint import load_model
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.rng import TorchGenerator
-from torchrnn_py.sampling import NumpyStepper, torch7_probabilities
+from torchrnn_py.sampling import NonFiniteScores, NumpyStepper, sample_ids, torch7_probabilities
 
 CHECKPOINTS = GOLDEN / "checkpoints"
 SAMPLES = GOLDEN / "samples"
@@ -191,6 +191,60 @@ def test_very_low_temperature_samples_the_argmax_text():
     model = model_of("lstm_small_cp_159")
     text = model.sample(GOLDEN_LENGTH, START, sample=True, temperature=1e-4, seed=3)
     assert text == read_golden(SAMPLES / "lstm_small_cp_159_argmax_start.txt")
+
+
+@pytest.mark.parametrize("temperature", [1e-40, 1e-50, 1e-300, 5e-324])
+def test_vanishing_temperature_is_the_argmax(temperature):
+    # scores / T overflows float32 (1e-40 is a float32 denormal; 1e-50 rounds to 0 in
+    # float32): the limit is the argmax, not inf - inf = NaN ("MFFFF...")
+    model = model_of("lstm_small_cp_159")
+    text = model.sample(GOLDEN_LENGTH, START, sample=True, temperature=temperature, seed=3)
+    assert text == read_golden(SAMPLES / "lstm_small_cp_159_argmax_start.txt")
+
+
+def test_torch7_probabilities_vanishing_temperature_is_one_hot():
+    rng = np.random.default_rng(2)
+    scores = (rng.standard_normal((3, 62)) * 3).astype(np.float32)
+    scores[1, 9] = scores[1].max() + 1e-3             # a maximum by a hair
+    probs = torch7_probabilities(scores, 1e-40)
+    np.testing.assert_array_equal(probs, np.eye(62)[scores.argmax(axis=1)])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_torch7_probabilities_refuses_non_finite_scores(bad):
+    scores = np.zeros((2, 10), dtype=np.float32)
+    scores[1, 4] = bad
+    with pytest.raises(NonFiniteScores):
+        torch7_probabilities(scores, 0.9)
+
+
+@pytest.mark.parametrize("sample", [True, False])
+def test_scores_turning_non_finite_mid_sample_are_refused(sample, monkeypatch):
+    # finite weights, NaN scores from the 5th step on (as a numeric overflow would give)
+    model = model_of("lstm_small_cp_159")
+    real_step = NumpyStepper.step
+    calls = []
+
+    def step(self, ids):
+        scores = real_step(self, ids)
+        calls.append(1)
+        if len(calls) >= 5:
+            scores[0, 3] = np.nan
+        return scores
+
+    monkeypatch.setattr(NumpyStepper, "step", step)
+    made = []
+    with pytest.raises(NonFiniteScores, match="at token 6"):
+        for ids in sample_ids(model, 50, sample=sample, generator=TorchGenerator(1)):
+            made.append(ids)
+    assert len(made) == 5
+
+
+def test_non_finite_temperature_is_refused_by_the_library():
+    model = model_of("lstm_small_cp_159")
+    for temperature in (float("nan"), float("inf"), 0.0):
+        with pytest.raises(TorchRNNError, match="temperature"):
+            model.sample(10, temperature=temperature, seed=1)
 
 
 # -- streams, seeds ------------------------------------------------------------------------

@@ -3,12 +3,21 @@
 ``parse_torch_options`` reads flags the way Torch7's ``torch.CmdLine`` does for train.lua,
 sample.lua and eval.lua (``-name value``; numbers for numeric defaults; booleans as 0/1),
 also accepting ``--name value``. ``ArgumentParser`` is argparse with one-line errors, for the
-commands whose originals used argparse (preprocess.py). ``run_main`` turns a
-:class:`TorchRNNError` or an OS error into one line on stderr and a non-zero exit code.
+commands whose originals used argparse (preprocess.py). Both suggest the closest known flag
+for an unknown one. ``run_main`` turns a :class:`TorchRNNError` or an OS error into one line
+on stderr and a non-zero exit code. ``require_finite`` refuses NaN/infinity for the options a
+command names; ``sigterm_as_interrupt`` makes SIGTERM clean up as Ctrl-C; ``report_written``
+prints the ``wrote PATH`` line and ``print_stdout`` a line whose failure names stdout.
 """
 import argparse
+import contextlib
+import difflib
+import math
+import numbers
 import os
+import signal
 import sys
+import threading
 
 from .errors import TorchRNNError
 
@@ -17,6 +26,44 @@ USAGE_ERROR = 2
 
 class UsageError(TorchRNNError):
     """A malformed command line (unknown flag, missing value, wrong type)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (see sigterm_as_interrupt)."""
+
+
+def closest_flag(arg, names):
+    """The known option name closest to ``arg`` (dashes ignored), with ``arg``'s dashes;
+    None if nothing is close (difflib's ratio below 0.6)."""
+    dashes = "--" if arg.startswith("--") else "-"
+    match = difflib.get_close_matches(arg.lstrip("-"), list(names), n=1)
+    return dashes + match[0] if match else None
+
+
+def report_written(path):
+    """The ``wrote PATH`` line on stderr: every command's one format for a file it wrote
+    (stdout keeps the original's lines)."""
+    print(f"wrote {path}", file=sys.stderr, flush=True)
+
+
+def print_stdout(line):
+    """``print(line)`` to stdout, flushed; a failed write (a full disk) is one line naming
+    stdout. A reader that went away stays a BrokenPipeError (run_main stops quietly)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise TorchRNNError(f"stdout: cannot write: {err.strerror or err}") from None
+
+
+def require_finite(opt, names):
+    """Refuse NaN and infinity for the numeric options ``names`` of ``opt`` (range checks
+    such as ``x < 1`` are false for NaN, so they let it through)."""
+    for name in names:
+        value = opt.get(name)
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise TorchRNNError(f"-{name} must be a finite number, got {value}")
 
 
 def lua_tonumber(text):
@@ -64,7 +111,9 @@ def parse_torch_options(options, argv, prog, explicit_only=False):
             i += 1
         if arg not in by_flag:
             if arg.startswith("-"):
-                raise UsageError(f"unknown option {arg} (see {prog} -h)")
+                guess = closest_flag(arg, params)
+                hint = f"did you mean {guess}? " if guess else ""
+                raise UsageError(f"unknown option {arg} ({hint}see {prog} -h)")
             raise UsageError(f"unexpected argument {arg!r}: options are given as -name value "
                              f"(see {prog} -h)")
         name, default = by_flag[arg]
@@ -105,18 +154,48 @@ def format_torch_help(options, prog):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad command line is one line on stderr (no usage dump)."""
+    """argparse, but a bad command line is one line on stderr (no usage dump), and an
+    unknown option suggests the closest known one."""
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            names = [flag.lstrip("-") for action in self._actions
+                     for flag in action.option_strings if flag.startswith("--")]
+            first = extras[0]
+            guess = closest_flag(first, names) if first.startswith("-") else None
+            hint = f" (did you mean {guess}? see {self.prog} -h)" if guess else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace
 
     def error(self, message):
         raise UsageError(message)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While active, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so that a
+    killed command removes its temporary files as Ctrl-C does. Does nothing outside the
+    main thread (where Python cannot install signal handlers)."""
+    def handler(signum, frame):
+        raise Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_main(prog, body, argv, report_errors=True):
     """Run ``body(argv)`` as a command: user errors become one line and an exit code.
 
     Returns the exit status: body's own, 1 for a TorchRNNError or OSError, 2 for a usage
-    error, 130 for Ctrl-C. Unexpected exceptions are left to show their traceback: they are
-    bugs, not bad input. ``report_errors=False`` keeps the error lines to itself.
+    error, 130 for Ctrl-C, 143 for SIGTERM (see sigterm_as_interrupt). Unexpected
+    exceptions are left to show their traceback: they are bugs, not bad input.
+    ``report_errors=False`` keeps the error lines to itself.
     """
     def report(message):
         if report_errors:
@@ -142,6 +221,9 @@ def run_main(prog, body, argv, report_errors=True):
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         report(f"{prog}: error: {where}{err.strerror or err}")
         return 1
+    except Terminated:
+        report(f"{prog}: terminated")
+        return 143
     except KeyboardInterrupt:
         report(f"{prog}: interrupted")
         return 130

@@ -10,7 +10,7 @@ import sys
 
 
 from .checkpoint import load_checkpoint
-from .cmdline import parse_torch_options, resolve_keyword_options, run_main
+from .cmdline import parse_torch_options, require_finite, resolve_keyword_options, run_main
 from .data import SPLITS, DataLoader
 from .errors import TorchRNNError
 from .runtime import (PRECISION_HELP, choose_device, evaluate_split, make_printers,
@@ -37,6 +37,7 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
     """Run eval.lua with ``options`` (its flags as keyword arguments); returns the mean
     loss over every batch of the split (the value eval.lua prints)."""
     opt = resolve_keyword_options(options, DEFAULTS)
+    require_finite(opt, ["gpu", "batch_size", "seq_length"])
     if opt["split"] not in SPLITS:
         raise TorchRNNError(f"-split must be train, val or test, got {opt['split']!r}")
     if not opt["checkpoint"]:

@@ -45,7 +45,7 @@ import sys
 
 import numpy as np
 
-from .cmdline import ArgumentParser, run_main
+from .cmdline import ArgumentParser, print_stdout, run_main
 from .errors import TorchRNNError
 from .fileio import read_input_bytes, utf8_error
 
@@ -301,7 +301,7 @@ def _command(argv):
     sampled = read_text(args.sampled_text, "sampled text file")
     training = read_text(args.training_text, "training text file")
     for length, fraction in iter_novel_fractions(sampled, training, args.max_length):
-        print(length, fraction)
+        print_stdout(f"{length} {fraction}")      # print(length, fraction), as the original
     if args.max_length > len(sampled):
         sys.stdout.flush()
         print(f"{PROG}: note: the sampled text has only {len(sampled)} characters, so there "

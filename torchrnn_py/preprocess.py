@@ -1,6 +1,7 @@
 """Turn a text file into token ids (HDF5) and a vocabulary (JSON), as torch-rnn's preprocess.py.
 
-Same flags, printed lines and output files as the original ``scripts/preprocess.py``, but
+Same flags, printed lines and output files as the original ``scripts/preprocess.py`` (each
+flag also in its single-dash form; stderr adds ``wrote PATH`` per file unless ``--quiet``), but
 streamed and vectorised: the file is read twice in large chunks (once to count tokens and
 number them by first appearance, once to write the ids), each chunk turned into code points
 with numpy, so memory stays flat whatever the file size.
@@ -8,11 +9,12 @@ with numpy, so memory stays flat whatever the file size.
 import codecs
 import json
 import os
+import re
 import sys
 
 import numpy as np
 
-from .cmdline import ArgumentParser, run_main
+from .cmdline import ArgumentParser, print_stdout, report_written, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
 from .progress import ProgressLine
@@ -26,7 +28,7 @@ _SPLITS = ("train", "val", "test")
 
 
 def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
-               encoding="utf-8", progress=None):
+               encoding="utf-8", progress=None, on_written=None):
     """Preprocess ``input_txt`` into ``output_h5`` (/train, /val, /test) and ``output_json``.
 
     ``encoding`` is a Python codec name, or ``'bytes'`` (or None) for one token per byte with
@@ -34,7 +36,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     chunk; the file is read twice, so ``total_bytes`` is twice its size. Returns a dict with
     ``vocab_size``, ``total``, ``train_size``, ``val_size``, ``test_size``, ``dtype``,
     ``vocab``, ``idx_to_token`` and ``token_to_idx``. Existing outputs are replaced only when
-    everything succeeded.
+    everything succeeded; then ``on_written(path)`` hears each file written (HDF5, JSON).
     """
     _check_fractions(val_frac, test_frac)
     codec = _lookup_codec(encoding)
@@ -76,11 +78,14 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
                 datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
                             for name, size in zip(_SPLITS, sizes)]
                 _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:   # h5py: RuntimeError when closing after one
             raise TorchRNNError(f"{output_h5}: cannot write HDF5 output file: "
-                                f"{err.strerror or err}") from None
+                                f"{_hdf5_reason(err)}") from None
         json.dump(vocab.to_json(), files.open(output_json, "w", "JSON output file",
                                               encoding="ascii"))
+    if on_written is not None:
+        on_written(output_h5)
+        on_written(output_json)
 
     return {
         "vocab_size": len(vocab),
@@ -93,6 +98,18 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
         "idx_to_token": dict(vocab.idx_to_token),
         "token_to_idx": dict(vocab.token_to_idx),
     }
+
+
+def _hdf5_reason(err):
+    """One line for an h5py error: the system's reason when HDF5's message carries an
+    errno (its own text spans lines and shows buffer addresses), else its first line."""
+    if getattr(err, "strerror", None):
+        return err.strerror
+    message = str(err)
+    found = re.search(r"errno = (\d+)", message)
+    if found and int(found.group(1)) > 0:
+        return os.strerror(int(found.group(1)))
+    return message.splitlines()[0] if message.strip() else type(err).__name__
 
 
 def _check_fractions(val_frac, test_frac):
@@ -158,7 +175,7 @@ def _code_point_chunks(path, codec, report):
                     pending = _pending_bytes(decoder)
                     try:
                         text = decoder.decode(raw, False)
-                    except UnicodeDecodeError as err:
+                    except UnicodeError as err:    # UnicodeDecodeError, or utf-16's BOM
                         raise _decode_error(path, codec, err, offset - pending) from None
                     if text:
                         yield _code_points(text)
@@ -170,7 +187,7 @@ def _code_point_chunks(path, codec, report):
         pending = _pending_bytes(decoder)
         try:
             text = decoder.decode(b"", True)
-        except UnicodeDecodeError as err:
+        except UnicodeError as err:
             raise _decode_error(path, codec, err, offset - pending) from None
         if text:
             yield _code_points(text)
@@ -186,11 +203,17 @@ def _pending_bytes(decoder):
 
 
 def _decode_error(path, codec, err, base_offset):
+    """One line for a decoding failure: where and which bytes when the codec says so (a
+    UnicodeDecodeError), else the codec's own reason (utf-16 without a BOM, punycode)."""
+    advice = "give the file's real encoding with --encoding, or --encoding bytes"
+    if not isinstance(err, UnicodeDecodeError):
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
+        reason = reason or type(err).__name__
+        return TorchRNNError(f"{path}: cannot decode as {codec.name}: {reason}; {advice}")
     bad = err.object[err.start:err.end] if isinstance(err.object, (bytes, bytearray)) else b""
     shown = " ".join(f"0x{b:02x}" for b in bad[:8]) + (" ..." if len(bad) > 8 else "")
     return TorchRNNError(f"{path}: cannot decode as {codec.name}: {err.reason} at byte offset "
-                         f"{base_offset + err.start} (bytes {shown}); give the file's real "
-                         f"encoding with --encoding, or --encoding bytes")
+                         f"{base_offset + err.start} (bytes {shown}); {advice}")
 
 
 def _code_points(text):
@@ -262,28 +285,48 @@ def _write_ids(path, codec, numbering, dtype, datasets, sizes, report):
 
 
 def build_parser():
-    """The original's argparse flags, names and defaults unchanged."""
+    """The original's argparse flags, names and defaults unchanged; each also answers to
+    its single-dash form (``-input_txt``), as torch-rnn's Lua commands spell flags."""
     parser = ArgumentParser(prog=PROG, description="Turn a text file into the HDF5 and JSON "
                             "files that train reads (torch-rnn's scripts/preprocess.py).")
-    parser.add_argument("--input_txt", default="data/tiny-shakespeare.txt")
-    parser.add_argument("--output_h5", default="data/tiny-shakespeare.h5")
-    parser.add_argument("--output_json", default="data/tiny-shakespeare.json")
-    parser.add_argument("--val_frac", type=float, default=0.1)
-    parser.add_argument("--test_frac", type=float, default=0.1)
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--encoding", default="utf-8",
-                        help="a Python codec name, or 'bytes' for one token per byte")
+
+    def flag(name, **kwargs):
+        parser.add_argument("--" + name, "-" + name, dest=name, **kwargs)
+
+    flag("input_txt", default="data/tiny-shakespeare.txt", metavar="FILE",
+         help="the text to read (default: %(default)s)")
+    flag("output_h5", default="data/tiny-shakespeare.h5", metavar="FILE",
+         help="HDF5 file to write, with the token ids in /train, /val and /test "
+              "(default: %(default)s)")
+    flag("output_json", default="data/tiny-shakespeare.json", metavar="FILE",
+         help="JSON file to write, with the vocabulary: idx_to_token and token_to_idx "
+              "(default: %(default)s)")
+    flag("val_frac", type=float, default=0.1, metavar="F",
+         help="fraction of the tokens for /val, 0 <= F < 1 (default: %(default)s)")
+    flag("test_frac", type=float, default=0.1, metavar="F",
+         help="fraction of the tokens for /test, 0 <= F < 1; val_frac + test_frac must be "
+              "below 1, the rest is /train (default: %(default)s)")
+    flag("quiet", action="store_true",
+         help="print nothing: no summary, no progress, no 'wrote FILE' lines")
+    flag("encoding", default="utf-8", metavar="NAME",
+         help="how the text is encoded: a Python codec name (utf-8, latin-1, utf-16, ...), "
+              "one token per character; or 'bytes', one token per byte, bytes above 127 "
+              "named [N] (default: %(default)s)")
     return parser
 
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    written = []
     with ProgressLine("preprocess", enabled=None if not args.quiet else False) as line:
         result = preprocess(args.input_txt, args.output_h5, args.output_json,
                             val_frac=args.val_frac, test_frac=args.test_frac,
-                            encoding=args.encoding, progress=line.update)
+                            encoding=args.encoding, progress=line.update,
+                            on_written=written.append)
     if not args.quiet:
-        print(summary_lines(result))
+        for path in written:                  # once the progress line is gone
+            report_written(path)
+        print_stdout(summary_lines(result))
     return 0
 
 

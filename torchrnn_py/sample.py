@@ -10,7 +10,11 @@ whose defaults keep the original behaviour:
   bounded memory; with a byte vocabulary (``[N]`` tokens, ``preprocess --encoding bytes``)
   or a BinToUTF8 table (``-bcl_table T.bcl``) the file gets the raw bytes;
 - ``-num_samples K``: K independent samples computed as one batch, written one after
-  another (stdout) or to PATH with the index inserted (``out.txt`` -> ``out_1.txt``, ...).
+  another (stdout: each after a line ``--- sample k of K ---`` when K > 1) or to PATH with
+  the index inserted (``out.txt`` -> ``out_1.txt``, ...).
+
+Each file written is named on stderr (``wrote PATH``) unless ``-verbose 0`` is given
+explicitly; NaN and infinity are refused for every numeric flag; SIGTERM cleans up as Ctrl-C.
 """
 import contextlib
 import os
@@ -19,12 +23,13 @@ import tempfile
 
 from . import bintoutf8
 from .checkpoint import load_checkpoint
-from .cmdline import parse_torch_options, resolve_keyword_options, run_main
+from .cmdline import (parse_torch_options, print_stdout, report_written, require_finite,
+                      resolve_keyword_options, run_main, sigterm_as_interrupt)
 from .errors import TorchRNNError
 from .fileio import atomic_output, check_distinct, check_output_path
 from .progress import ProgressLine
 from .rng import TorchGenerator
-from .sampling import sample_ids
+from .sampling import NonFiniteScores, check_finite_model, sample_ids
 from .runtime import (PRECISION_HELP, choose_device, make_printers, use_precision,
                       warn_on_stderr)
 
@@ -38,26 +43,30 @@ OPTIONS = [
     ("temperature", 1, "softmax temperature (higher = more random)"),
     ("gpu", 0, "CUDA device number; -1 = CPU"),
     ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
-    ("verbose", 0, "1 = also print the backend and how the sampler was seeded"),
+    ("verbose", 0, "1 = also print the backend and how the sampler was seeded; "
+                   "an explicit 0 also silences the 'wrote FILE' lines"),
     ("seed", -1, "new: seed as torch.manualSeed(seed) would (-1 = from the OS)"),
     ("stream", 0, "new: 1 = write each character as soon as it is made"),
     ("output_file", "", "new: write the sample to this file (raw bytes for byte vocabularies)"),
-    ("num_samples", 1, "new: number of independent samples, computed as one batch"),
+    ("num_samples", 1, "new: number of independent samples, computed as one batch (stdout: "
+                       "each after a line '--- sample k of K ---' when K > 1)"),
     ("bcl_table", "", "new: BinToUTF8 .bcl table: -output_file gets the decoded bytes"),
     ("precision", "fp32", PRECISION_HELP),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
+NUMERIC = [name for name, default, _ in OPTIONS if isinstance(default, (int, float))]
 _FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
 
 
-def sample(*, out=None, log=None, warn=None, progress=None, **options):
+def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **options):
     """Run sample.lua with ``options`` (its flags as keyword arguments).
 
     Returns the sampled text (a list of texts for ``num_samples > 1``) when it goes
     nowhere else; with ``output_file``, or a binary stream ``out`` (as the command uses
     stdout), writes there instead and returns None. With ``verbose=1`` the original's
     diagnostic lines go to stdout (or to ``log``); ``warn`` receives warnings;
-    ``progress(done, total)`` hears how many tokens are made, now and then.
+    ``progress(done, total)`` hears how many tokens are made, now and then;
+    ``on_written(path)`` hears each output file once it is complete.
     """
     opt = _resolve(options)
     # sample.lua prints the backend line at -verbose 1, the seeding line at any -verbose > 0
@@ -67,6 +76,10 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
                                    log if opt["verbose"] > 0 else None, warn, PROG)
     checkpoint = load_checkpoint(opt["checkpoint"])
     model = checkpoint["model"]
+    try:                                  # before any output is opened (-stream truncates)
+        check_finite_model(model)
+    except NonFiniteScores as err:
+        raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
     device = choose_device(opt, say, warn)
     model.to(device).eval()
     use_precision(model, opt["precision"], device, warn)
@@ -92,14 +105,37 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
         seeding_say("Seeding with uniform probabilities")
     steps = sample_ids(model, int(opt["length"]), opt["start_text"], bool(opt["sample"]),
                        float(opt["temperature"]), generator, K)
-    if not paths and out is None:
-        pieces = [[] for _ in range(K)]
-        for ids in steps:
-            for k, token in enumerate(ids.tolist()):
-                pieces[k].append(token_bytes[token])
-        texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
-        return texts[0] if K == 1 else texts
-    with _sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw) as sinks:
+    try:
+        if not paths and out is None:
+            return _collect(steps, token_bytes, K)
+        dropped = _write(steps, token_bytes, _sinks(paths, out, K, bool(opt["stream"]),
+                                                    newline=not paths and not raw),
+                         opt, progress)
+    except NonFiniteScores as err:
+        raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
+    if on_written is not None:
+        for path in paths:
+            on_written(path)
+    if raw and dropped:
+        warn(f"{dropped} sampled character(s) are not in {opt['bcl_table']} and were left "
+             f"out of the bytes (e.g. newlines)")
+    return None
+
+
+def _collect(steps, token_bytes, K):
+    """The K samples as texts (the library call without a place to write them)."""
+    pieces = [[] for _ in range(K)]
+    for ids in steps:
+        for k, token in enumerate(ids.tolist()):
+            pieces[k].append(token_bytes[token])
+    texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
+    return texts[0] if K == 1 else texts
+
+
+def _write(steps, token_bytes, sinks_context, opt, progress):
+    """Write the samples through the sinks; returns how many tokens had no bytes."""
+    K = int(opt["num_samples"])
+    with sinks_context as sinks:
         buffered = done = dropped = 0
         for ids in steps:
             for k, token in enumerate(ids.tolist()):
@@ -114,14 +150,12 @@ def sample(*, out=None, log=None, warn=None, progress=None, **options):
                 buffered = 0
                 if progress is not None:
                     progress(done * K, int(opt["length"]) * K)
-    if raw and dropped:
-        warn(f"{dropped} sampled character(s) are not in {opt['bcl_table']} and were left "
-             f"out of the bytes (e.g. newlines)")
-    return None
+    return dropped
 
 
 def _resolve(options):
     opt = resolve_keyword_options(options, DEFAULTS)
+    require_finite(opt, NUMERIC)
     if not opt["checkpoint"]:
         raise TorchRNNError("no checkpoint given (-checkpoint FILE.t7)")
     if opt["length"] < 1 or int(opt["length"]) != opt["length"]:
@@ -158,61 +192,113 @@ def _output_paths(output_file, K):
 
 
 class _Sink:
-    """Collects one sample's bytes and writes them out in chunks."""
+    """Collects one sample's bytes and writes them out in chunks; a failed write (a full
+    disk) names where it was going."""
 
-    def __init__(self, file):
-        self.file, self.pieces = file, []
+    def __init__(self, file, name):
+        self.file, self.name, self.pieces = file, name, []
 
     def append(self, data):
         self.pieces.append(data)
 
     def flush(self):
         if self.pieces:
-            self.file.write(b"".join(self.pieces))
-            self.pieces = []
-        self.file.flush()
+            data, self.pieces = b"".join(self.pieces), []
+            self.write(data)
+        with self.failures():
+            self.file.flush()
+
+    def write(self, data):
+        with self.failures():
+            self.file.write(data)
+
+    @contextlib.contextmanager
+    def failures(self):
+        try:
+            yield
+        except BrokenPipeError:          # the reader went away: run_main stops quietly
+            raise
+        except OSError as err:
+            raise TorchRNNError(f"{self.name}: cannot write the sample: "
+                                f"{err.strerror or err}") from None
 
 
 @contextlib.contextmanager
 def _sinks(paths, out, K, stream, newline):
     """One sink per sample: files (atomic unless streaming), or ``out`` for the first and
-    spooled temporary files for the others, copied to ``out`` in order at the end."""
+    spooled temporary files for the others, copied to ``out`` in order at the end, each
+    after a ``--- sample k of K ---`` line when K > 1."""
     with contextlib.ExitStack() as stack:
         if paths:
-            files = [stack.enter_context(open(p, "wb")) if stream
+            files = [stack.enter_context(_streamed_file(p)) if stream
                      else stack.enter_context(atomic_output(p, "wb", what="sample file"))
                      for p in paths]
+            sinks = [_Sink(f, p) for f, p in zip(files, paths)]
         else:
             files = [out] + [stack.enter_context(tempfile.TemporaryFile()) for _ in range(K - 1)]
-        sinks = [_Sink(f) for f in files]
+            sinks = [_Sink(files[0], "stdout" if out is sys.stdout.buffer else "output stream")]
+            sinks += [_Sink(f, f"temporary file in {tempfile.gettempdir()} for sample {k}")
+                      for k, f in enumerate(files[1:], start=2)]
+            if K > 1:
+                sinks[0].write(sample_separator(1, K))
         yield sinks
         for sink in sinks:
             sink.flush()
         if not paths:
-            if newline:
-                out.write(b"\n")
-            for spool in files[1:]:
-                spool.seek(0)
-                while True:
-                    chunk = spool.read(1 << 20)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                if newline:
-                    out.write(b"\n")
-            out.flush()
+            _copy_spools(sinks[0], files[1:], K, newline)
+
+
+@contextlib.contextmanager
+def _streamed_file(path):
+    """``open(path, 'wb')`` (-stream 1 writes the file itself), whose failure to close (the
+    last bytes on a full disk) is named like the other write errors."""
+    file = open(path, "wb")
+    try:
+        yield file
+    finally:
+        try:
+            file.close()
+        except OSError as err:
+            raise TorchRNNError(f"{path}: cannot write the sample: "
+                                f"{err.strerror or err}") from None
+
+
+def sample_separator(k, K):
+    """The line before sample k of K on stdout when K > 1 (documented in docs/migration.md)."""
+    return f"--- sample {k} of {K} ---\n".encode("ascii")
+
+
+def _copy_spools(target, spools, K, newline):
+    """After the first sample (already in ``target``), its newline and the others in turn."""
+    if newline:
+        target.write(b"\n")
+    for k, spool in enumerate(spools, start=2):
+        target.write(sample_separator(k, K))
+        spool.seek(0)
+        while True:
+            chunk = spool.read(1 << 20)
+            if not chunk:
+                break
+            target.write(chunk)
+        if newline:
+            target.write(b"\n")
+    target.flush()
 
 
 def main(argv=None):
     """``torchrnn-sample``: sample.lua's command line."""
     def body(args):
         opt = parse_torch_options(OPTIONS, args, PROG)
+        quiet = parse_torch_options(OPTIONS, args, PROG, explicit_only=True).get("verbose") == 0
         sys.stdout.flush()
+        written = []
         # a progress line only when the text goes to files, not to this terminal
-        with ProgressLine("sample", unit="chars",
-                          enabled=None if opt["output_file"] else False) as line:
-            sample(out=sys.stdout.buffer, warn=warn_on_stderr(PROG), progress=line.update,
-                   **opt)
+        with sigterm_as_interrupt(), ProgressLine(
+                "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
+            sample(out=sys.stdout.buffer, log=print_stdout, warn=warn_on_stderr(PROG),
+                   progress=line.update, on_written=written.append, **opt)
+        for path in [] if quiet else written:     # once the progress line is gone
+            report_written(path)
         return 0
     return run_main(PROG, body, argv)
 

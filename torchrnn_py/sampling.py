@@ -8,20 +8,29 @@ like ``torch.manualSeed(N)`` the draws, hence the text, are the original's.
 
 Fixes that do not change the defaults' results: the start text is split by the
 vocabulary's tokens (any Unicode); a temperature low enough to overflow ``exp`` falls back
-to subtracting the maximum first; tokens stream out as they are made, so the length is
-unbounded and memory stays flat; ``num_samples`` streams are computed as one batch.
+to subtracting the maximum first (down to the argmax in the limit); tokens stream out as they
+are made, so the length is unbounded and memory stays flat; ``num_samples`` streams are
+computed as one batch. A model with non-finite weights, or whose scores become NaN or
+infinite, is refused (:class:`NonFiniteScores`) rather than sampled as nonsense.
 
 One step of the model on the CPU goes through :class:`NumpyStepper`, which does only the
 arithmetic of one time step with preallocated numpy buffers: per character, a framework's
 per-call overhead would otherwise dominate a small model, and a large one is bound by
 reading its weights from memory, which numpy's matrix-vector product does at full speed.
 """
+import math
+
 import numpy as np
 import torch
 from scipy.special import expit
 
+from .errors import TorchRNNError
 from .model import to_index, to_token_id
 from .rng import TorchGenerator
+
+
+class NonFiniteScores(TorchRNNError):
+    """The model's weights or scores are NaN or infinite: there is nothing to sample from."""
 
 
 def sample_ids(model, length, start_text="", sample=True, temperature=1.0, generator=None,
@@ -30,10 +39,15 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
     position, the start text's positions first; ``length`` positions in all.
 
     ``generator``: a TorchGenerator for the draws (a fresh OS-seeded one if None). The
-    model is put in evaluation mode; its states are reset before and after.
+    model is put in evaluation mode; its states are reset before and after. Raises
+    :class:`NonFiniteScores` for a model with NaN/infinite weights or scores.
     """
     K = int(num_samples)
+    if sample and not 0 < temperature < math.inf:
+        raise TorchRNNError(f"the temperature must be a finite number above 0, got "
+                            f"{temperature}")
     gen = generator if generator is not None else TorchGenerator()
+    check_finite_model(model)
     model.eval()
     model.reset_states()
     device = next(model.parameters()).device
@@ -46,6 +60,8 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
             with torch.no_grad():
                 x = start.view(1, -1).expand(K, -1).to(device)            # (K, T0)
                 scores = model(x)[:, -1].float().cpu().numpy()           # (K, V)
+            if not np.isfinite(scores).all():
+                raise _non_finite(start.numel())
             for token in start.tolist():
                 yield np.full(K, token, dtype=np.int64)
             produced = start.numel()
@@ -55,11 +71,18 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
         stepper = choose_stepper(model, K)
         while produced < length:
             if sample:
-                with np.errstate(over="ignore"):
-                    chosen = gen.multinomial(torch7_probabilities(scores, temperature),
-                                             validate=False)
+                try:
+                    with np.errstate(over="ignore"):
+                        probs = torch7_probabilities(scores, temperature)
+                except NonFiniteScores:
+                    raise _non_finite(produced) from None
+                chosen = gen.multinomial(probs, validate=False)
             else:
-                chosen = np.argmax(scores, axis=1)                       # first maximum
+                chosen = scores.argmax(axis=1)     # first maximum (the method: 2 us less)
+                # argmax picks a NaN or +inf where there is one: cheap to look at
+                if not (math.isfinite(scores.item(chosen[0])) if K == 1 else
+                        np.isfinite(scores[np.arange(K), chosen]).all()):
+                    raise _non_finite(produced)
             ids = to_token_id(chosen.astype(np.int64, copy=False))      # (K,)
             yield ids
             produced += 1
@@ -69,13 +92,34 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
         model.reset_states()
 
 
+def check_finite_model(model):
+    """Refuse a model whose weights or statistics are NaN or infinite, or whose batch
+    normalisation has a variance (plus eps) not above 0: its scores would be NaN."""
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise NonFiniteScores(f"the model's {name} holds NaN or infinite values; "
+                                  f"refusing to sample from it")
+    for index, bn in enumerate(getattr(model, "batchnorms", ()) if model.batchnorm else ()):
+        if not bool((bn.running_var + bn.eps > 0).all()):
+            raise NonFiniteScores(f"the model's batch normalisation {index + 1} has a "
+                                  f"negative running variance; refusing to sample from it")
+
+
+def _non_finite(position):
+    return NonFiniteScores(f"the model's scores are NaN or infinite at token "
+                           f"{position + 1}; refusing to sample from them")
+
+
 def torch7_probabilities(scores, temperature):
     """sample.lua's distribution: ``exp(double(scores / T))`` (the division in the scores'
     float type), each row divided by its running sum. Rows whose ``exp`` overflows (the
     original then fails with "invalid multinomial distribution") are computed with their
-    maximum subtracted first, which is the same distribution, safely."""
-    scaled = scores if temperature == 1 else scores / scores.dtype.type(temperature)
-    with np.errstate(over="ignore"):
+    maximum subtracted first, which is the same distribution, safely; at temperatures so
+    low that ``scores / T`` itself overflows, in double from the scores (argmax in the
+    limit). Raises :class:`NonFiniteScores` for NaN or +inf scores (or -inf where the
+    distribution needs the fallback)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scaled = scores if temperature == 1 else scores / scores.dtype.type(temperature)
         probs = np.exp(scaled, dtype=np.float64)                             # (K, V)
     total = np.cumsum(probs, axis=1)[:, -1:]                                 # sequential sum
     if (0.0 < float(total[0, 0]) < np.inf) if total.shape[0] == 1 else \
@@ -84,8 +128,19 @@ def torch7_probabilities(scores, temperature):
         return probs
     bad = ~(np.isfinite(total[:, 0]) & (total[:, 0] > 0))
     if bad.any():
+        rows = scores[bad].astype(np.float64)                                # (B, V)
+        if not np.isfinite(rows).all():       # NaN, or inf - inf below: nothing to sample
+            raise NonFiniteScores("the scores are NaN or infinite")
         worst = scaled[bad].astype(np.float64)
-        shifted = np.exp(worst - worst.max(axis=1, keepdims=True))
+        top = worst.max(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            shifted = np.exp(worst - top)
+        tiny = ~np.isfinite(top[:, 0])      # scores / T overflowed: inf - inf would be NaN
+        if tiny.any():
+            exact = rows[tiny]
+            with np.errstate(over="ignore", under="ignore"):
+                shifted[tiny] = np.exp((exact - exact.max(axis=1, keepdims=True))
+                                       / float(temperature))
         probs[bad] = shifted
         total[bad] = np.cumsum(shifted, axis=1)[:, -1:]
     return probs / total
