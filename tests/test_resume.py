@@ -146,7 +146,8 @@ def test_interrupted_mid_epoch_resumes_exactly(case, tiny, tmp_path):
     saved = ckpt.load_checkpoint(tmp_path / "run" / "cp_9.t7")
     states = resume._as_list(saved[resume.RESUME_KEY]["rnn_states"])
     assert len(states) == 2 and all(s and s["h"].shape == (2, 8) for s in states)
-    resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"))
+    resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"),
+                              checkpoint_name=str(tmp_path / "resumed" / "cp"))
     reference = train_mod.train(resume_from=str(tmp_path / "run" / "cp_5.t7"),
                                 checkpoint_name=str(tmp_path / "reference" / "cp"))
     assert_same_run(reference, resumed)
@@ -164,7 +165,8 @@ def test_log_csv_rows_and_append_on_resume(tiny, tmp_path):
         train_mod.train(log=_interrupt_at(12), handle_signals=True, **opt)
     rows = list(csv.reader(log_csv.open()))
     assert rows[0] == CSV_HEADER and [int(r[0]) for r in rows[1:]] == list(range(1, 13))
-    train_mod.train(resume_from=str(tmp_path / "run" / "cp_12.t7"))    # same -log_csv
+    train_mod.train(resume_from=str(tmp_path / "run" / "cp_12.t7"),    # the same -log_csv
+                    log_csv=str(log_csv), checkpoint_name=str(tmp_path / "run" / "cp"))
     text = log_csv.read_text()
     assert text.count("i,epoch") == 1
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -66,7 +66,8 @@ def seed7_run(tmp_path_factory):
 
 def test_seed7_log_matches_original(seed7_run):
     assert seed7_run["rc"] == 0
-    assert seed7_run["err"] == ""
+    cp = seed7_run["cp"]                    # stderr names each file written, nothing else
+    assert seed7_run["err"].splitlines() == [f"wrote {cp}_159.t7", f"wrote {cp}_159.json"]
     ours, gold = seed7_run["lines"], golden_log("lstm_seed7.log")
     assert ours[0] == gold[0] == "Running in CPU mode"
     assert len(ours) == len(gold) == 1 + 159 + 1
@@ -145,7 +146,8 @@ def test_resume_from_cp100_matches_original(tmp_path):
     cp100 = GOLDEN / "checkpoints" / "lstm_small_cp_100.t7"
     rc, ours, err = run_main(GOLDEN_FLAGS + ["-init_from", str(cp100), "-reset_iterations", "0",
                                              "-checkpoint_name", str(tmp_path / "cp")])
-    assert rc == 0 and err == ""
+    assert rc == 0 and err.splitlines() == [f"wrote {tmp_path / 'cp'}_159.t7",
+                                            f"wrote {tmp_path / 'cp'}_159.json"]
     gold = golden_log("lstm_small_resume_from_cp100.log")
     assert ours[0] == gold[0] == "Running in CPU mode"
     assert gold[1].startswith("Initializing from \t")
@@ -392,7 +394,7 @@ def test_checkpoint_schedule(tiny, tmp_path):
 
 def test_speed_benchmark(tiny, tmp_path):
     rc, lines, err = run_main(tiny_flags(tiny, tmp_path, speed_benchmark=1))
-    assert rc == 0 and err == ""
+    assert rc == 0 and "warning" not in err and "Forward" not in err
     timing = [k for k, line in enumerate(lines)
               if re.match(r"^Forward / Backward pass took \t\d+(\.\d+)?(e-?\d+)?$", line)]
     assert len(timing) == 7
@@ -473,7 +475,9 @@ def test_gpu_request_falls_back_to_cpu(tiny, tmp_path, capsys, monkeypatch, back
     rc = train_mod.main(tiny_flags(tiny, tmp_path, gpu=0, gpu_backend=backend))
     out, err = capsys.readouterr()
     assert rc == 0
-    assert len(err.strip("\n").splitlines()) == 1 and "CPU" in err
+    err_lines = err.strip("\n").splitlines()
+    assert len(err_lines) == 3 and "CPU" in err_lines[0]
+    assert err_lines[1:] == [f"wrote {tmp_path / 'cv' / 'cp_7'}.{ext}" for ext in ("t7", "json")]
     lines = out.splitlines()
     assert lines[0] == "Running in CPU mode"
     assert len(losses(lines)) == 7
@@ -554,7 +558,8 @@ def test_log_csv_resumed_from_an_earlier_checkpoint_has_each_iteration_once(tiny
     train_mod.train(**tiny_options(tiny, tmp_path, checkpoint_every=2, log_csv=str(csv_path)))
     assert [row.split(",")[0] for row in csv_path.read_text().splitlines()[1:]] == \
         [str(i) for i in range(1, 8)]
-    train_mod.train(resume_from=str(tmp_path / "cv" / "cp_4.t7"), log_csv=str(csv_path))
+    train_mod.train(resume_from=str(tmp_path / "cv" / "cp_4.t7"), log_csv=str(csv_path),
+                    checkpoint_name=str(tmp_path / "cv" / "cp"))
     rows = csv_path.read_text().splitlines()
     assert rows[0] == "i,epoch,loss,learning_rate,seconds,val_loss"
     assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(1, 8)]
