@@ -71,6 +71,8 @@ POSITIVE_INTEGERS = ("batch_size", "seq_length", "wordvec_size", "rnn_size", "nu
 # Options that name files this run writes: a resumed run takes them from its own command
 # line (or the defaults), never from the checkpoint it resumes.
 OUTPUT_OPTIONS = ("checkpoint_name", "log_csv", "init_from", "resume_from")
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)     # the weights' and the steps' type
+MAX_SIZE = 2 ** 31 - 1                  # bound of the sizes above (tensor dimensions)
 
 
 def option_problem(name, value):
@@ -84,12 +86,16 @@ def option_problem(name, value):
         return f"must be a finite number, got {value}"
     if name in POSITIVE_INTEGERS and (value < 1 or int(value) != value):
         return f"must be a positive integer, got {value}"
+    if name in POSITIVE_INTEGERS and value > MAX_SIZE:
+        return f"must be at most {MAX_SIZE}, got {value:g}"
+    if name == "grad_clip" and value > FLOAT32_MAX:
+        return f"must be at most {FLOAT32_MAX:.7g} (a float32; 0 = off), got {value}"
     if name == "dropout" and not 0 <= value < 1:
         return f"must be at least 0 and below 1, got {value}"
     if name == "max_epochs" and value < 0:
         return f"must be a number >= 0, got {value}"
-    if name == "learning_rate" and value <= 0:
-        return f"must be positive, got {value}"
+    if name == "learning_rate" and not 0 < value <= FLOAT32_MAX:
+        return f"must be positive and at most {FLOAT32_MAX:.7g} (a float32), got {value}"
     return None
 
 
@@ -276,6 +282,10 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
                 model.reset_states()
                 if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
                     learning_rate *= opt["lr_decay_factor"]
+                    if not abs(learning_rate) <= FLOAT32_MAX:
+                        raise TorchRNNError(f"the learning rate became {learning_rate:g} at "
+                                            f"iteration {i} (-lr_decay_factor "
+                                            f"{opt['lr_decay_factor']}): too large to train")
                     optimizer.reset_state()                # quirk: train.lua drops Adam's state
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate
@@ -418,7 +428,7 @@ def model_parameter_count(model_type, vocab_size, wordvec_size, rnn_size, num_la
     """The number of parameters LanguageModel would have (without building it)."""
     V, D, H, L = vocab_size, wordvec_size, rnn_size, num_layers
     G = 4 * H if model_type == "lstm" else H
-    layers = sum(((D if layer == 0 else H) + H) * G + G for layer in range(L))
+    layers = (D + H) * G + G + (L - 1) * (2 * H * G + G)
     return V * D + layers + (2 * H * L if batchnorm == 1 else 0) + H * V + V
 
 
