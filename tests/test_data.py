@@ -167,3 +167,14 @@ def test_split_exactly_one_sequence(tmp_path):
     np.testing.assert_array_equal(y.numpy(), tokens[None, 1:51])
     # test: 101 tokens, N*T = 100 = num - 1: no reduction, extra = 1 -> one batch
     assert loader.batch_sizes["test"] == 2 and loader.split_sizes["test"] == 1
+
+
+def test_token_map_translates_x_and_y_after_the_range_check():
+    plain = DataLoader(H5, 4, 10, vocab_size=62)
+    token_map = np.arange(63, dtype=np.int64) + 100          # ids 1..62 -> 101..162
+    mapped = DataLoader(H5, 4, 10, vocab_size=62, token_map=token_map)
+    for _ in range(3):
+        (x, y), (mx, my) = plain.next_batch("train"), mapped.next_batch("train")
+        assert torch.equal(mx, x + 100) and torch.equal(my, y + 100)
+    with pytest.raises(TorchRNNError, match="61 tokens"):       # checked before mapping
+        DataLoader(H5, 4, 10, vocab_size=61, token_map=token_map)

@@ -251,3 +251,21 @@ def test_a_bad_size_flag_is_blamed_on_the_flag(capsys):
     status, _, err = run(["-checkpoint", CP, "-input_h5", H5, "-batch_size", -3] + CPU, capsys)
     assert status != 0 and len(err.strip().splitlines()) == 1
     assert "-batch_size must be a positive integer" in err
+
+
+def test_a_renumbered_vocabulary_is_mapped_by_token(tmp_path, capsys):
+    # the same 62 tokens with other ids (reversed): the same counts, a different table
+    from torchrnn_py.vocab import read_vocab, write_vocab
+    tokens = list(reversed(read_vocab(JSON).tokens))
+    h5_path, json_path = tmp_path / "reversed.h5", tmp_path / "reversed.json"
+    with h5py.File(H5, "r") as src, h5py.File(h5_path, "w") as dst:
+        for split in ("train", "val", "test"):
+            dst.create_dataset(split, data=(63 - src[split][()]).astype(np.uint8))
+    write_vocab(json_path, tokens)
+    status, out, err = run(["-checkpoint", CP, "-input_h5", h5_path, "-input_json", json_path]
+                           + CPU, capsys)
+    assert status == 0
+    assert err.splitlines() == ["torchrnn-eval: warning: the data's 62 tokens are mapped to "
+                                "the model's vocabulary of 62 tokens (ids by token)"]
+    status, reference, _ = run(["-checkpoint", CP, "-input_h5", H5] + CPU, capsys)
+    assert out.splitlines()[-1] == reference.splitlines()[-1]

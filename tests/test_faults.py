@@ -304,7 +304,8 @@ def test_full_disk_during_training_is_one_line(tiny_h5, tmp_path, monkeypatch, t
     rc, out, err = _run(train_mod.main, argv)
     monkeypatch.setattr(fileio, "os", os)
     assert injector.fired and rc == 1
-    assert err.splitlines() == [f"torchrnn-train: error: {cv / target}: cannot write "
+    assert err.splitlines() == [f"wrote {cv / 'cp_3'}.t7", f"wrote {cv / 'cp_3'}.json",
+                                f"torchrnn-train: error: {cv / target}: cannot write "
                                 f"{'checkpoint JSON' if target.endswith('json') else 'Torch7 file'}"
                                 f": {ENOSPC_TEXT}"]
     assert "i = 6 /" in out and "i = 7 /" not in out

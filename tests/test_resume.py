@@ -146,7 +146,8 @@ def test_interrupted_mid_epoch_resumes_exactly(case, tiny, tmp_path):
     saved = ckpt.load_checkpoint(tmp_path / "run" / "cp_9.t7")
     states = resume._as_list(saved[resume.RESUME_KEY]["rnn_states"])
     assert len(states) == 2 and all(s and s["h"].shape == (2, 8) for s in states)
-    resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"))
+    resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"),
+                              checkpoint_name=str(tmp_path / "resumed" / "cp"))
     reference = train_mod.train(resume_from=str(tmp_path / "run" / "cp_5.t7"),
                                 checkpoint_name=str(tmp_path / "reference" / "cp"))
     assert_same_run(reference, resumed)
@@ -164,7 +165,8 @@ def test_log_csv_rows_and_append_on_resume(tiny, tmp_path):
         train_mod.train(log=_interrupt_at(12), handle_signals=True, **opt)
     rows = list(csv.reader(log_csv.open()))
     assert rows[0] == CSV_HEADER and [int(r[0]) for r in rows[1:]] == list(range(1, 13))
-    train_mod.train(resume_from=str(tmp_path / "run" / "cp_12.t7"))    # same -log_csv
+    train_mod.train(resume_from=str(tmp_path / "run" / "cp_12.t7"),    # the same -log_csv
+                    log_csv=str(log_csv), checkpoint_name=str(tmp_path / "run" / "cp"))
     text = log_csv.read_text()
     assert text.count("i,epoch") == 1
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -291,3 +293,112 @@ def test_original_visible_structure_is_untouched(tiny, tmp_path):
                                                           max_epochs=1).items()
                                  if k not in ("rnn_size", "wordvec_size", "num_layers")})
     assert started["i"] == NUM_TRAIN
+
+
+# -- a resumed checkpoint is checked, not trusted -------------------------------------------
+
+@pytest.fixture(scope="module")
+def resumable(tiny, tmp_path_factory):
+    """A checkpoint interrupted mid-epoch (live recurrent states, Adam moments), as a raw
+    .t7 table to damage, with the options of its run."""
+    tmp = tmp_path_factory.mktemp("resumable")
+    opt = options(tiny, tmp / "cp", seed=1, max_epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train(log=_interrupt_at(3), handle_signals=True, **opt)
+    return {"path": tmp / "cp_3.t7", "opt": opt}
+
+
+def _damaged(resumable, tmp_path, change):
+    from torchrnn_py.t7 import write_t7
+    table = read_t7(resumable["path"])
+    change(table)
+    path = tmp_path / "damaged.t7"
+    write_t7(path, table)
+    return path
+
+
+def _set_state(table, layer, key, value):
+    table[resume.RESUME_KEY]["rnn_states"][layer][key] = value
+
+
+DAMAGES = {
+    "string_rnn_size": (lambda t: t["opt"].__setitem__("rnn_size", "abc"), "opt.rnn_size"),
+    "nan_learning_rate_opt": (lambda t: t["opt"].__setitem__("learning_rate", float("nan")),
+                              "opt.learning_rate"),
+    "nan_i": (lambda t: t.__setitem__("i", float("nan")), "iteration count"),
+    "string_i": (lambda t: t.__setitem__("i", "3"), "iteration count"),
+    "missing_i": (lambda t: t.pop("i"), "iteration count"),
+    "state_wrong_rows": (lambda t: _set_state(t, 1, "h", torch.zeros(3, 8)), "shape (3, 8)"),
+    "state_wrong_width": (lambda t: _set_state(t, 2, "c", torch.zeros(2, 5)), "shape (2, 5)"),
+    "state_nan": (lambda t: _set_state(t, 1, "h", torch.full((2, 8), float("nan"))), "NaN"),
+    "state_missing_c": (lambda t: t[resume.RESUME_KEY]["rnn_states"][1].pop("c"), "h and c"),
+    "state_a_string": (lambda t: _set_state(t, 1, "h", "zeros"), "float tensor"),
+    "resume_lr_inf": (lambda t: t[resume.RESUME_KEY].__setitem__("learning_rate",
+                                                                 float("inf")), "learning rate"),
+    "adam_nan": (lambda t: t[resume.RESUME_KEY]["adam"][1]["m"].fill_(float("nan")),
+                 "moment m of parameter 1"),
+    "adam_step_nan": (lambda t: t[resume.RESUME_KEY]["adam"][1].__setitem__("step",
+                                                                      float("nan")), "step"),
+    "cursor_nan": (lambda t: t[resume.RESUME_KEY]["data_cursor"].__setitem__("train",
+                                                                       float("nan")), "cursor"),
+    "history_string": (lambda t: t["train_loss_history"].__setitem__(1, "x"),
+                       "train_loss_history"),
+    "elapsed_nan": (lambda t: t[resume.RESUME_KEY].__setitem__("elapsed", float("nan")),
+                    "elapsed"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_resume_field_is_one_line_naming_the_file(damage, resumable, tmp_path,
+                                                            capsys):
+    change, expected = DAMAGES[damage]
+    path = _damaged(resumable, tmp_path, change)
+    rc = train_mod.main(["-resume_from", str(path), "-checkpoint_name", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out + err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"torchrnn-train: error: {path}: ") and expected in lines[0]
+    assert not list(tmp_path.glob("out_*"))
+
+
+def test_resumed_checkpoints_go_where_this_command_line_says(resumable, tmp_path, monkeypatch,
+                                                             capsys):
+    elsewhere = tmp_path / "elsewhere" / "deep"
+    path = _damaged(resumable, tmp_path, lambda t: t["opt"].update(
+        checkpoint_name=str(elsewhere / "cp"), log_csv=str(tmp_path / "elsewhere.csv")))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rc = train_mod.main(["-resume_from", str(path)])          # default -checkpoint_name
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "elsewhere.csv").exists()
+    assert sorted(p.name for p in (work / "cv").iterdir()) == \
+        sorted(f"checkpoint_{i}.{ext}" for i in (5, 10, 14) for ext in ("json", "t7"))
+    assert err.splitlines()[0] == f"wrote {os.path.join('cv', 'checkpoint_5.t7')}"
+    # the data and the training options still come from the checkpoint
+    saved = ckpt.read_checkpoint_json(work / "cv" / "checkpoint_14.json")["opt"]
+    assert saved["input_h5"] == resumable["opt"]["input_h5"] and saved["rnn_size"] == 8
+    assert saved["checkpoint_name"] == "cv/checkpoint" and saved["log_csv"] == ""
+
+
+def test_resume_with_a_renumbered_vocabulary_maps_it(resumable, tiny, tmp_path):
+    import h5py
+    import numpy as np
+    from torchrnn_py.vocab import read_vocab, write_vocab
+    vocab = read_vocab(JSON)
+    tokens = list(reversed(vocab.tokens))                 # same 62 tokens, other ids
+    h5_path = tmp_path / "reversed.h5"
+    with h5py.File(tiny, "r") as src, h5py.File(h5_path, "w") as dst:
+        for split in ("train", "val", "test"):
+            dst.create_dataset(split, data=(63 - src[split][()]).astype(np.uint8))
+    write_vocab(tmp_path / "reversed.json", tokens)
+    plain = train_mod.train(resume_from=str(resumable["path"]),
+                            checkpoint_name=str(tmp_path / "a" / "cp"))
+    notes = []
+    mapped = train_mod.train(resume_from=str(resumable["path"]), warn=notes.append,
+                             input_h5=str(h5_path), input_json=str(tmp_path / "reversed.json"),
+                             checkpoint_name=str(tmp_path / "b" / "cp"))
+    assert_same_run(plain, mapped)
+    assert notes[0].startswith("the data's 62 tokens are mapped to the model's vocabulary")

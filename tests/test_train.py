@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import GOLDEN, make_tiny_h5
+from conftest import GOLDEN, LEGACY, make_tiny_h5
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import optim as optim_mod
 from torchrnn_py import train as train_mod
@@ -66,7 +66,8 @@ def seed7_run(tmp_path_factory):
 
 def test_seed7_log_matches_original(seed7_run):
     assert seed7_run["rc"] == 0
-    assert seed7_run["err"] == ""
+    cp = seed7_run["cp"]                    # stderr names each file written, nothing else
+    assert seed7_run["err"].splitlines() == [f"wrote {cp}_159.t7", f"wrote {cp}_159.json"]
     ours, gold = seed7_run["lines"], golden_log("lstm_seed7.log")
     assert ours[0] == gold[0] == "Running in CPU mode"
     assert len(ours) == len(gold) == 1 + 159 + 1
@@ -145,7 +146,8 @@ def test_resume_from_cp100_matches_original(tmp_path):
     cp100 = GOLDEN / "checkpoints" / "lstm_small_cp_100.t7"
     rc, ours, err = run_main(GOLDEN_FLAGS + ["-init_from", str(cp100), "-reset_iterations", "0",
                                              "-checkpoint_name", str(tmp_path / "cp")])
-    assert rc == 0 and err == ""
+    assert rc == 0 and err.splitlines() == [f"wrote {tmp_path / 'cp'}_159.t7",
+                                            f"wrote {tmp_path / 'cp'}_159.json"]
     gold = golden_log("lstm_small_resume_from_cp100.log")
     assert ours[0] == gold[0] == "Running in CPU mode"
     assert gold[1].startswith("Initializing from \t")
@@ -392,7 +394,7 @@ def test_checkpoint_schedule(tiny, tmp_path):
 
 def test_speed_benchmark(tiny, tmp_path):
     rc, lines, err = run_main(tiny_flags(tiny, tmp_path, speed_benchmark=1))
-    assert rc == 0 and err == ""
+    assert rc == 0 and "warning" not in err and "Forward" not in err
     timing = [k for k, line in enumerate(lines)
               if re.match(r"^Forward / Backward pass took \t\d+(\.\d+)?(e-?\d+)?$", line)]
     assert len(timing) == 7
@@ -473,7 +475,9 @@ def test_gpu_request_falls_back_to_cpu(tiny, tmp_path, capsys, monkeypatch, back
     rc = train_mod.main(tiny_flags(tiny, tmp_path, gpu=0, gpu_backend=backend))
     out, err = capsys.readouterr()
     assert rc == 0
-    assert len(err.strip("\n").splitlines()) == 1 and "CPU" in err
+    err_lines = err.strip("\n").splitlines()
+    assert len(err_lines) == 3 and "CPU" in err_lines[0]
+    assert err_lines[1:] == [f"wrote {tmp_path / 'cv' / 'cp_7'}.{ext}" for ext in ("t7", "json")]
     lines = out.splitlines()
     assert lines[0] == "Running in CPU mode"
     assert len(losses(lines)) == 7
@@ -554,7 +558,238 @@ def test_log_csv_resumed_from_an_earlier_checkpoint_has_each_iteration_once(tiny
     train_mod.train(**tiny_options(tiny, tmp_path, checkpoint_every=2, log_csv=str(csv_path)))
     assert [row.split(",")[0] for row in csv_path.read_text().splitlines()[1:]] == \
         [str(i) for i in range(1, 8)]
-    train_mod.train(resume_from=str(tmp_path / "cv" / "cp_4.t7"), log_csv=str(csv_path))
+    train_mod.train(resume_from=str(tmp_path / "cv" / "cp_4.t7"), log_csv=str(csv_path),
+                    checkpoint_name=str(tmp_path / "cv" / "cp"))
     rows = csv_path.read_text().splitlines()
     assert rows[0] == "i,epoch,loss,learning_rate,seconds,val_loss"
     assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(1, 8)]
+
+
+# -- (j) a model meets a vocabulary: the same table, a mapped subset, or one line ----------
+
+CP159 = GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"     # shakespeare200k's 62 tokens
+PLACENAMES = LEGACY / "placenames_checkpoint_8450.t7"       # 84 tokens, 3 of those unknown
+
+
+def reencoded(tiny, tmp_path, tokens):
+    """tiny.h5 with its ids renumbered in a vocabulary of ``tokens`` (in that order)."""
+    from torchrnn_py.vocab import read_vocab
+    old = read_vocab(JSON)
+    new_ids = {t: k for k, t in enumerate(tokens, start=1)}
+    table = np.zeros(len(old) + 1, np.uint8)
+    for idx, token in old.idx_to_token.items():
+        table[idx] = new_ids.get(token, 0)
+    h5_path, json_path = tmp_path / "other.h5", tmp_path / "other.json"
+    with h5py.File(tiny["h5"], "r") as src, h5py.File(h5_path, "w") as dst:
+        for split in ("train", "val", "test"):
+            ids = table[src[split][()]]
+            assert ids.min() >= 1                        # every used token is in `tokens`
+            dst.create_dataset(split, data=ids)
+    write_vocab(json_path, tokens)
+    return str(h5_path), str(json_path)
+
+
+def used_tokens(tiny):
+    from torchrnn_py.vocab import read_vocab
+    vocab = read_vocab(JSON)
+    with h5py.File(tiny["h5"], "r") as f:
+        ids = np.unique(np.concatenate([f[s][()] for s in ("train", "val", "test")]))
+    return [vocab.idx_to_token[int(k)] for k in ids]
+
+
+def test_init_from_maps_a_subset_vocabulary_by_token(tiny, tmp_path):
+    # the data's own vocabulary: only the tokens it uses, in reverse order (other ids)
+    tokens = sorted(used_tokens(tiny), reverse=True)
+    assert len(tokens) < 62
+    h5_path, json_path = reencoded(tiny, tmp_path, tokens)
+    same = train_mod.train(seed=1, **tiny_options(tiny, tmp_path / "a", init_from=str(CP159)))
+    warnings = []
+    mapped = train_mod.train(seed=1, warn=warnings.append,
+                             **tiny_options(tiny, tmp_path / "b", init_from=str(CP159),
+                                            input_h5=h5_path, input_json=json_path))
+    # exactly the run on the model's own ids
+    assert mapped["train_loss_history"] == same["train_loss_history"]
+    assert mapped["val_loss_history"] == same["val_loss_history"]
+    assert warnings[0] == (f"the data's {len(tokens)} tokens are mapped to the model's "
+                           f"vocabulary of 62 tokens (ids by token)")
+    saved = ckpt.load_checkpoint(tmp_path / "b" / "cv" / "cp_7.t7")["model"]
+    assert saved.idx_to_token == ckpt.load_checkpoint(CP159)["model"].idx_to_token
+
+
+def test_init_from_with_tokens_the_model_does_not_know_is_one_line(tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(PLACENAMES)))
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert "shakespeare200k.json" in lines[0] and "placenames_checkpoint_8450.t7" in lines[0]
+    assert "3 of its 62 tokens are unknown" in lines[0]
+    from torchrnn_py.vocab import read_vocab
+    known = set(ckpt.load_checkpoint(PLACENAMES)["model"].idx_to_token.values())
+    unknown = [t for t in read_vocab(JSON).tokens if t not in known]
+    assert all(repr(t) in lines[0] for t in unknown)
+    assert not (tmp_path / "cv").exists() or not list((tmp_path / "cv").iterdir())
+
+
+def test_init_from_with_the_same_vocabulary_says_nothing(tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(CP159)))
+    err = capsys.readouterr().err
+    assert rc == 0 and "mapped" not in err and err.startswith("wrote ")
+
+
+# -- (k) -max_epochs too small, the files written, outputs that are inputs -----------------
+
+def test_max_epochs_below_one_iteration_says_so(tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, max_epochs=0.1))     # 0.7 of 7 batches
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert out.splitlines() == ["Running in CPU mode"]
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and "-max_epochs 0.1" in lines[0] and "nothing" in lines[0], err
+    assert not (tmp_path / "cv").exists()
+
+
+def test_each_file_written_is_named_on_stderr(tiny, tmp_path, capsys):
+    csv_path = tmp_path / "log.csv"
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, checkpoint_every=3, log_csv=str(csv_path)))
+    out, err = capsys.readouterr()
+    assert rc == 0
+    cp = tmp_path / "cv" / "cp"
+    assert err.splitlines() == [f"writing CSV log {csv_path}"] + [
+        f"wrote {cp}_{i}.{ext}" for i in (3, 6, 7) for ext in ("t7", "json")]
+    assert "wrote" not in out and len(losses(out.splitlines())) == 7
+    # the library prints nothing, or hands the lines to warn
+    notes = []
+    train_mod.train(warn=notes.append, **tiny_options(tiny, tmp_path / "lib"))
+    assert notes == [f"wrote {tmp_path / 'lib' / 'cv' / 'cp'}_7.{e}" for e in ("t7", "json")]
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("victim", ["input_h5", "input_json", "init_from", "resume_from",
+                                    "checkpoint"])
+def test_log_csv_cannot_overwrite_an_input_or_a_checkpoint(victim, tiny, tmp_path, capsys):
+    import shutil
+    h5_copy = tmp_path / "my.h5"
+    shutil.copy(tiny["h5"], h5_copy)
+    json_copy = tmp_path / "my.json"
+    shutil.copy(JSON, json_copy)
+    first = tmp_path / "first" / "cp"
+    train_mod.train(seed=1, **tiny_options(tiny, tmp_path, checkpoint_name=str(first)))
+    overrides = {"input_h5": str(h5_copy), "input_json": str(json_copy)}
+    targets = {"input_h5": h5_copy, "input_json": json_copy,
+               "init_from": tmp_path / "first" / "cp_7.t7",
+               "resume_from": tmp_path / "first" / "cp_7.t7",
+               "checkpoint": tmp_path / "cv" / "cp_7.json"}
+    if victim in ("init_from", "resume_from"):
+        overrides[victim] = str(targets[victim])
+    if victim == "resume_from":
+        overrides["max_epochs"] = 2
+    target = targets[victim]
+    if victim == "checkpoint":
+        target.parent.mkdir(parents=True)
+        target.write_text("an older run's checkpoint JSON")
+    before = target.read_bytes()
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, log_csv=str(target), **overrides))
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and str(target) in lines[0] and "overwrite" in lines[0], err
+    assert target.read_bytes() == before
+    assert not list((tmp_path / "cv").glob("*.t7"))
+
+
+def test_a_checkpoint_of_the_run_cannot_overwrite_its_init_from(tiny, tmp_path, capsys):
+    train_mod.train(seed=1, **tiny_options(tiny, tmp_path, max_epochs=0.5))     # cp_3
+    source = tmp_path / "cv" / "cp_3.t7"
+    before = source.read_bytes()
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(source)))
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip("\n").splitlines()) == 1 and str(source) in err
+    assert "-checkpoint_name" in err and source.read_bytes() == before
+
+
+# -- (l) numbers users type: NaN, infinity, too large --------------------------------------
+
+NUMERIC_FLAGS = [name for name, default, _ in train_mod.OPTIONS
+                 if isinstance(default, (int, float)) and not isinstance(default, bool)]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", NUMERIC_FLAGS)
+def test_non_finite_numeric_flags_are_one_line(name, value, tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path) + [f"-{name}", value])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and f"-{name} " in lines[0] and "finite" in lines[0], err
+    assert "loss" not in out and not (tmp_path / "cv").exists()
+
+
+@pytest.mark.parametrize("name,value", [("learning_rate", 1e300), ("grad_clip", 1e300),
+                                        ("batch_size", 1e300), ("num_layers", 2 ** 40)])
+def test_numbers_beyond_what_training_can_use_are_one_line(name, value, tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, **{name: value}))
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip("\n").splitlines()) == 1 and f"-{name} must" in err
+
+
+def test_library_rejects_a_string_for_a_number(tiny, tmp_path):
+    with pytest.raises(train_mod.TorchRNNError, match="-rnn_size must be a number"):
+        train_mod.train(**tiny_options(tiny, tmp_path, rnn_size="128"))
+
+
+def test_a_diverging_loss_stops_training_before_a_checkpoint(tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, learning_rate=1e38, seed=1))
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and "at iteration 2" in lines[0] and "nan" in lines[0], err
+    assert len(losses(out.splitlines())) == 1              # iteration 1 printed, not 2
+    assert not list(tmp_path.glob("cv/*.t7"))
+
+
+def test_non_finite_weights_are_never_written(tiny, tmp_path, monkeypatch):
+    # a step that leaves NaN weights behind a finite loss: the checkpoint is refused
+    step, steps = optim_mod.TorchAdam.step, []
+
+    def poisoned(self, *args, **kwargs):
+        result = step(self, *args, **kwargs)
+        steps.append(1)
+        if len(steps) == 7:                               # the last step, after its loss
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
+        return result
+    monkeypatch.setattr(optim_mod.TorchAdam, "step", poisoned)
+    with pytest.raises(train_mod.TorchRNNError, match="non-finite .* at iteration 7"):
+        train_mod.train(seed=1, **tiny_options(tiny, tmp_path))
+    assert not list(tmp_path.glob("cv/*.t7"))
+
+
+# -- (m) a model too large for the machine ---------------------------------------------------
+
+def test_a_model_too_large_for_memory_is_one_line(tiny, tmp_path, capsys):
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, rnn_size=100000, num_layers=2))
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1 and "-rnn_size 100000" in lines[0] and "parameters" in lines[0]
+    assert f"{train_mod.model_parameter_count('lstm', 62, 4, 100000, 2):,}" in lines[0]
+
+
+def test_parameter_count_is_the_models(tiny):
+    for kind, batchnorm in (("lstm", 0), ("rnn", 1)):
+        model = LanguageModel({k: chr(64 + k) for k in range(1, 30)}, kind, 5, 7, 3,
+                              batchnorm=batchnorm)
+        assert train_mod.model_parameter_count(kind, 29, 5, 7, 3, batchnorm) == \
+            sum(p.numel() for p in model.parameters())
+
+
+def test_an_allocation_failure_is_one_line(tiny, tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: not "
+                           "enough memory: you tried to allocate 320000000000 bytes.")
+    monkeypatch.setattr(train_mod, "LanguageModel", refuse)
+    rc = train_mod.main(tiny_flags(tiny, tmp_path, rnn_size=4000))
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip("\n").splitlines()) == 1
+    assert "not enough memory" in err and "-rnn_size 4000" in err and "Traceback" not in err

@@ -220,3 +220,16 @@ def test_vocabulary_of_only_byte_tokens_encodes_and_rejects_cleanly():
     assert vocab.encode("[201][200]").tolist() == [2, 1]
     with pytest.raises(TorchRNNError, match="not in the vocabulary"):
         vocab.encode("a")
+
+
+def test_model_token_map_same_subset_and_unknown():
+    from torchrnn_py.vocab import model_token_map
+    model = Vocab(list("abcde"))
+    assert model_token_map(Vocab(list("abcde")), model, "d.json", "m.t7") is None
+    ids = model_token_map(Vocab(list("eca")), model, "d.json", "m.t7")
+    assert ids.tolist() == [0, 5, 3, 1]                    # ids[data_id] == model_id
+    with pytest.raises(TorchRNNError) as err:
+        model_token_map(Vocab(list("axbyz")), model, "d.json", "m.t7")
+    message = str(err.value)
+    assert message.startswith("d.json: ") and "m.t7" in message
+    assert "3 of its 5 tokens" in message and "'x', 'y', 'z'" in message

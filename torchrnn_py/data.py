@@ -152,10 +152,12 @@ class DataLoader:
 
     ``vocab_size``: when given, token ids outside ``1..vocab_size`` are an error (the
     JSON and the HDF5 file do not belong together). ``log``: called with the original's
-    "Not enough ... data" lines.
+    "Not enough ... data" lines. ``token_map``: an array ``ids[data_id] == model_id``
+    (vocab.model_token_map) that translates x and y into a model's vocabulary.
     """
 
-    def __init__(self, input_h5, batch_size, seq_length, vocab_size=None, log=None):
+    def __init__(self, input_h5, batch_size, seq_length, vocab_size=None, log=None,
+                 token_map=None):
         self.input_h5 = input_h5
         self.batch_size = N = int(batch_size)
         self.seq_length = T = int(seq_length)
@@ -171,6 +173,8 @@ class DataLoader:
                         f"{input_h5}: /{name} holds token ids {low}..{high}, but the "
                         f"vocabulary has {vocab_size} tokens (ids 1..{vocab_size}): the "
                         f"JSON and the HDF5 file do not belong together")
+            if token_map is not None:
+                data = token_map.astype(np.uint8 if token_map.max() <= 255 else np.uint32)[data]
             N_cur = N
             if N * T > num - 1:
                 N_cur = (num - 1) // T

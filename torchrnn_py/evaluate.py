@@ -3,7 +3,8 @@
 Same flags and lines as ``th eval.lua`` (SPEC §6): the data loader is rebuilt from the
 checkpoint's own ``opt`` (input_h5, batch_size, seq_length); one line per batch, then
 ``<split> loss = %f``. New: ``-input_h5``/``-input_json`` override the paths stored in the
-checkpoint, which often name files on someone else's machine.
+checkpoint, which often name files on someone else's machine; data whose vocabulary is a
+subset of the model's is evaluated with its ids mapped to the model's by token.
 """
 import os
 import sys
@@ -15,7 +16,7 @@ from .data import SPLITS, DataLoader
 from .errors import TorchRNNError
 from .runtime import (PRECISION_HELP, choose_device, evaluate_split, make_printers,
                       use_precision)
-from .vocab import read_vocab
+from .vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-eval"
 
@@ -68,14 +69,15 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
             if not isinstance(sizes[name], int) or sizes[name] < 1:
                 raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid; "
                                     f"give -{name}")
+    vocab_size, token_map = model.vocab_size, None
     if opt["input_json"]:
         vocab = read_vocab(opt["input_json"])
-        if vocab.idx_to_token != model.idx_to_token:
-            raise TorchRNNError(f"{opt['input_json']}: its vocabulary is not the model's "
-                                f"({len(vocab)} vs {model.vocab_size} tokens, or different "
-                                f"tokens)")
+        token_map = model_token_map(vocab, model.vocab, opt["input_json"], opt["checkpoint"])
+        if token_map is not None:               # a subset of the model's tokens: exact
+            vocab_size = len(vocab)
+            warn(token_map_message(token_map, model.vocab_size))
     loader = DataLoader(input_h5, sizes["batch_size"], sizes["seq_length"],
-                        vocab_size=model.vocab_size, log=say)
+                        vocab_size=vocab_size, log=say, token_map=token_map)
     split = opt["split"]
     return evaluate_split(model, loader, split, device,
                           on_batch=lambda j, n: say("%s batch %d / %d" % (split, j, n)))

@@ -22,13 +22,13 @@ from . import distributed, resume
 from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .data import DataLoader
 from .errors import TorchRNNError
-from .fileio import atomic_output, check_output_path
+from .fileio import atomic_output, check_distinct, check_output_path
 from .model import MODEL_TYPES, LanguageModel
 from .optim import TorchAdam, clamp_gradients_
 from .rng import TorchGenerator, os_seed
 from .runtime import (PRECISION_HELP, choose_device, evaluate_split, lua_number,
                       make_printers, torch7_loss_value, use_precision)
-from .vocab import read_vocab
+from .vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-train"
 
@@ -66,20 +66,49 @@ OPTIONS = [
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 
 
+# Options that must be whole numbers of at least 1; every other numeric option must at
+# least be a finite number (NaN passes every `x < 1` test, infinity most).
+POSITIVE_INTEGERS = ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers")
+# Options that name files this run writes: a resumed run takes them from its own command
+# line (or the defaults), never from the checkpoint it resumes.
+OUTPUT_OPTIONS = ("checkpoint_name", "log_csv", "init_from", "resume_from")
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)     # the weights' and the steps' type
+MAX_SIZE = 2 ** 31 - 1                  # bound of the sizes above (tensor dimensions)
+
+
+def option_problem(name, value):
+    """What is wrong with ``value`` for option ``name`` (type, finiteness, range), or None."""
+    default = DEFAULTS[name]
+    if isinstance(default, str):
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
+    if not isinstance(value, (int, float)):
+        return f"must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if name in POSITIVE_INTEGERS and (value < 1 or int(value) != value):
+        return f"must be a positive integer, got {value}"
+    if name in POSITIVE_INTEGERS and value > MAX_SIZE:
+        return f"must be at most {MAX_SIZE}, got {value:g}"
+    if name == "grad_clip" and value > FLOAT32_MAX:
+        return f"must be at most {FLOAT32_MAX:.7g} (a float32; 0 = off), got {value}"
+    if name == "dropout" and not 0 <= value < 1:
+        return f"must be at least 0 and below 1, got {value}"
+    if name == "max_epochs" and value < 0:
+        return f"must be a number >= 0, got {value}"
+    if name == "learning_rate" and not 0 < value <= FLOAT32_MAX:
+        return f"must be positive and at most {FLOAT32_MAX:.7g} (a float32), got {value}"
+    return None
+
+
 def resolve_options(options):
     """Fill defaults and check values; returns the ``opt`` dict train.lua would have."""
     opt = resolve_keyword_options(options, DEFAULTS)
+    for name in DEFAULTS:                           # in OPTIONS order: the first one is named
+        problem = option_problem(name, opt[name])
+        if problem:
+            raise TorchRNNError(f"-{name} {problem}")
     if opt["model_type"] not in MODEL_TYPES:
         raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt['model_type']!r}")
-    if not 0 <= opt["dropout"] < 1:
-        raise TorchRNNError(f"-dropout must be at least 0 and below 1, got {opt['dropout']}")
-    for name in ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers"):
-        if opt[name] < 1 or int(opt[name]) != opt[name]:
-            raise TorchRNNError(f"-{name} must be a positive integer, got {opt[name]}")
-    if not 0 <= opt["max_epochs"] < math.inf:
-        raise TorchRNNError(f"-max_epochs must be a number >= 0, got {opt['max_epochs']}")
-    if opt["learning_rate"] <= 0:
-        raise TorchRNNError(f"-learning_rate must be positive, got {opt['learning_rate']}")
     if opt["resume_from"] and opt["init_from"]:
         raise TorchRNNError("give either -init_from or -resume_from, not both")
     if opt["gpu_backend"] not in ("cuda", "opencl"):
@@ -102,6 +131,7 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=
     (None unless it validated), ``checkpoint`` (the .t7 written, or None) and ``seconds``.
     Under ``torchrun`` the processes share each minibatch (see :mod:`distributed`).
     """
+    notice = _notice_printer(verbose, warn)
     say, warn = make_printers(verbose, log, warn, PROG)
     resume_source = options.get("resume_from") or ""
     checkpoint = None
@@ -113,25 +143,40 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=
                                 and torch.cuda.is_available())
     try:
         if not context.is_main:                     # rank 0 speaks for the whole job
-            say = warn = lambda *parts: None                             # noqa: E731
+            say = warn = notice = lambda *parts: None                    # noqa: E731
         device = choose_device(opt, say, warn, context)
         if device.type != "cuda":
             opt["memory_benchmark"] = 0             # as train.lua does outside CUDA
+        printers = (say, warn, notice)
         with _interrupt_flag(handle_signals) as interrupted:
-            return _train(opt, checkpoint, context, device, say, warn, interrupted,
+            return _train(opt, checkpoint, context, device, printers, interrupted,
                           progress if context.is_main else None)
     finally:
         distributed.teardown(context)
 
 
+def _notice_printer(verbose, warn):
+    """Where the "wrote PATH" lines go: to ``warn`` when given, else stderr when verbose."""
+    if warn is not None:
+        return warn
+    if verbose:
+        return lambda msg: print(msg, file=sys.stderr, flush=True)
+    return lambda msg: None
+
+
 def _resumed_options(checkpoint, source, options):
-    """The options of a resumed run: the checkpoint's, overridden by those given now."""
+    """The options of a resumed run: the checkpoint's, checked, overridden by those given
+    now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint."""
     if resume.RESUME_KEY not in checkpoint:
         raise TorchRNNError(f"{source}: has no resume state (it was not written by "
                             f"torchrnn_py's train); use -init_from to start from its model")
     saved = checkpoint.get("opt")
     merged = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items()
-              if k in DEFAULTS}
+              if k in DEFAULTS and k not in OUTPUT_OPTIONS}
+    for name, value in merged.items():
+        problem = option_problem(name, value)
+        if problem:
+            raise TorchRNNError(f"{source}: cannot resume: its opt.{name} {problem}")
     for name in ("batch_size", "seq_length"):
         if name in options and name in merged and options[name] != merged[name]:
             raise TorchRNNError(f"-{name} cannot change when resuming ({merged[name]} in "
@@ -141,39 +186,41 @@ def _resumed_options(checkpoint, source, options):
     return merged
 
 
-def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=None):
+def _train(opt, checkpoint, context, device, printers, interrupted, progress=None):
     """The loop of train.lua (SPEC §4), for one process of ``context``."""
+    say, warn, notice = printers
     vocab = read_vocab(opt["input_json"])
-    loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
-                        vocab_size=len(vocab), log=say)
-    train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
-    rows = context.rows(train_rows) if context.active else None
     seeded = opt["seed"] >= 0
     generator = TorchGenerator(opt["seed"] if seeded else os_seed())
-
-    start_i = 0
-    if checkpoint is not None:
-        say("Resuming from ", opt["resume_from"])
-        model = checkpoint["model"]
-        start_i = int(checkpoint["i"])
-    elif opt["init_from"]:
-        say("Initializing from ", opt["init_from"])
-        checkpoint = ckpt.load_checkpoint(opt["init_from"])
-        model = checkpoint["model"]
-        if opt["reset_iterations"] == 0:
-            start_i = int(checkpoint.get("i", 0))     # a bare model file has no count
-    else:
-        model = LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
-                              opt["num_layers"], opt["dropout"], opt["batchnorm"],
-                              generator=generator)
     source = opt["resume_from"] or opt["init_from"]
-    if source and model.vocab_size < len(vocab):
-        raise TorchRNNError(f"{source}: the model knows {model.vocab_size} tokens but "
-                            f"{opt['input_json']} has {len(vocab)}: not the same vocabulary")
-    model.to(device)
+    if opt["init_from"]:
+        checkpoint = ckpt.load_checkpoint(opt["init_from"])
+    start_i = _start_iteration(opt, checkpoint)
+    token_map = None
+    if source:
+        token_map = model_token_map(vocab, checkpoint["model"].vocab, opt["input_json"], source)
+        if token_map is not None:
+            warn(token_map_message(token_map, checkpoint["model"].vocab_size))
+    loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
+                        vocab_size=len(vocab), log=say, token_map=token_map)
+    train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
+    rows = context.rows(train_rows) if context.active else None
+    num_train = loader.split_sizes["train"]
+    num_iterations = int(math.floor(opt["max_epochs"] * num_train))
+    _check_outputs(opt, start_i, num_iterations)
     if opt["precision"] == "fp16":
         raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
                             "need loss scaling); train with bf16 or tf32")
+
+    if checkpoint is not None:
+        say("Resuming from " if opt["resume_from"] else "Initializing from ", source)
+        model = checkpoint["model"]
+    else:
+        model = _new_model(opt, vocab, train_rows, generator)
+    try:
+        model.to(device)
+    except (RuntimeError, MemoryError) as err:
+        raise _memory_error(err, opt, model) from None
     use_precision(model, opt["precision"], device, warn)
     native = None
     if seeded or device.type == "cpu":
@@ -191,35 +238,30 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=No
     history = {key: [] for key in ckpt.HISTORY_KEYS}
     elapsed_before = 0.0
     if opt["resume_from"]:
-        for key in ckpt.HISTORY_KEYS:
-            history[key] = list(checkpoint.get(key) or [])
-        learning_rate, states, natives, elapsed_before = resume.restore(
-            checkpoint[resume.RESUME_KEY], opt["resume_from"], model, optimizer, loader,
-            generator)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        for rnn, state in zip(model.rnns, states):
-            rnn.state = None if state is None else tuple(
-                t[rows].to(device) if rows is not None else t.to(device) for t in state)
-        _restore_native(native, natives, context, model.dropout > 0, warn)
+        history = resume.saved_histories(checkpoint, opt["resume_from"])
+        learning_rate, elapsed_before = _restore(opt, checkpoint, model, optimizer, loader,
+                                                 generator, native, rows, context, device,
+                                                 warn)
+    if num_iterations <= start_i:
+        warn(_nothing_to_do(opt, start_i, num_iterations, num_train))
+        return dict(history, opt=opt, i=start_i, model=model)
     _check_checkpoint_dir(opt)                      # every process: fail before training
-    if opt["log_csv"]:
-        check_output_path(opt["log_csv"], "CSV log", create_dir=True)
     memory_base = (_gpu_memory_used(device)
                    if opt["memory_benchmark"] and device.type == "cuda" else None)
     net = model
     if context.active:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    csv_log = _CsvLog(opt["log_csv"], keep_until=start_i if opt["resume_from"] else None) \
-        if opt["log_csv"] and context.is_main else None
+    csv_log = None
+    if opt["log_csv"] and context.is_main:
+        csv_log = _CsvLog(opt["log_csv"], keep_until=start_i if opt["resume_from"] else None)
+        notice(f"writing CSV log {opt['log_csv']}")
 
-    num_train = loader.split_sizes["train"]
-    num_iterations = int(math.floor(opt["max_epochs"] * num_train))
     started = time.perf_counter() - elapsed_before
     i = start_i
 
     def write_checkpoint(at, layer_states):
+        _check_finite_weights(model, at)
         natives = distributed.gather_objects(
             context, native.get_state() if native is not None else None)
         if context.is_main:
@@ -229,6 +271,8 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=No
             checkpoint[resume.RESUME_KEY] = extra
             path = "%s_%d.t7" % (opt["checkpoint_name"], at)
             ckpt.save_checkpoint(path, checkpoint)
+            notice(f"wrote {path}")
+            notice(f"wrote {os.path.splitext(path)[0]}.json")
             return path
         return None
 
@@ -243,12 +287,21 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=No
                 model.reset_states()
                 if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
                     learning_rate *= opt["lr_decay_factor"]
+                    if not abs(learning_rate) <= FLOAT32_MAX:
+                        raise TorchRNNError(f"the learning rate became {learning_rate:g} at "
+                                            f"iteration {i} (-lr_decay_factor "
+                                            f"{opt['lr_decay_factor']}): too large to train")
                     optimizer.reset_state()                # quirk: train.lua drops Adam's state
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate
 
             loss = _train_step(net, model, optimizer, loader, rows, device, opt, history,
                                memory_base, say, context)
+            if not math.isfinite(loss):
+                raise TorchRNNError(
+                    f"the training loss became {loss} at iteration {i}: training diverged "
+                    f"and stopped (no checkpoint of it was written); try a lower "
+                    f"-learning_rate (now {learning_rate:g}) or -grad_clip")
             history["train_loss_history"].append(loss)
             if opt["print_every"] > 0 and i % opt["print_every"] == 0:
                 say("Epoch %.2f / %d, i = %d / %d, loss = %f"
@@ -297,6 +350,139 @@ def _train(opt, checkpoint, context, device, say, warn, interrupted, progress=No
         if csv_log is not None:
             csv_log.close()
     return dict(history, opt=opt, i=i, model=model)
+
+
+def _start_iteration(opt, checkpoint):
+    """The iteration the loop continues from: the checkpoint's ``i`` when resuming (or
+    with ``-reset_iterations 0``), else 0. Refuses an ``i`` that is not a count."""
+    if checkpoint is None or (opt["init_from"] and opt["reset_iterations"] != 0):
+        return 0
+    source = opt["resume_from"] or opt["init_from"]
+    i = checkpoint.get("i", 0) if opt["init_from"] else checkpoint.get("i")
+    if isinstance(i, bool) or not isinstance(i, (int, float)) or not math.isfinite(i) \
+            or i < 0 or int(i) != i:
+        raise TorchRNNError(f"{source}: its iteration count i should be a whole number >= 0, "
+                            f"found {i!r}")
+    return int(i)
+
+
+def _restore(opt, checkpoint, model, optimizer, loader, generator, native, rows, context,
+             device, warn):
+    """Put back what ``-resume_from`` continues; returns (learning rate, elapsed seconds)."""
+    learning_rate, states, natives, elapsed = resume.restore(
+        checkpoint[resume.RESUME_KEY], opt["resume_from"], model, optimizer, loader,
+        generator)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    for rnn, state in zip(model.rnns, states):
+        rnn.state = None if state is None else tuple(
+            t[rows].to(device) if rows is not None else t.to(device) for t in state)
+    _restore_native(native, natives, context, model.dropout > 0, warn)
+    return learning_rate, elapsed
+
+
+def _nothing_to_do(opt, start_i, num_iterations, num_train):
+    """The warning of a run whose -max_epochs leaves no iteration to train."""
+    if start_i == 0:
+        return (f"-max_epochs {opt['max_epochs']} is less than one iteration (an epoch is "
+                f"{num_train} iterations): nothing was trained and nothing written")
+    return (f"the checkpoint is at iteration {start_i} and -max_epochs {opt['max_epochs']} "
+            f"ends at iteration {num_iterations}: nothing was trained and nothing written")
+
+
+def _checkpoint_number(opt, path):
+    """The iteration i if ``path`` is one of this run's checkpoint files
+    (<checkpoint_name>_<i>.t7 or .json), else None."""
+    prefix = os.path.realpath(opt["checkpoint_name"]) + "_"
+    target = os.path.realpath(path)
+    if not target.startswith(prefix):
+        return None
+    number, dot, ext = target[len(prefix):].partition(".")
+    return int(number) if dot and ext in ("t7", "json") and number.isdigit() else None
+
+
+def _check_outputs(opt, start_i, num_iterations):
+    """Before anything is written: no output (the CSV log, a checkpoint this run writes)
+    may be one of the inputs, and the CSV log may not be one of the checkpoints."""
+    inputs = {"input_h5": opt["input_h5"], "input_json": opt["input_json"],
+              "init_from_checkpoint": opt["init_from"],
+              "resume_from_checkpoint": opt["resume_from"]}
+    for name, path in inputs.items():
+        if path and opt["log_csv"]:
+            check_distinct(**{name: path, "CSV_log": opt["log_csv"]})
+    for name, path in dict(inputs, CSV_log=opt["log_csv"]).items():
+        number = _checkpoint_number(opt, path) if path else None
+        if number is not None and start_i < number <= num_iterations:
+            raise TorchRNNError(f"{path}: a checkpoint of this run (-checkpoint_name "
+                                f"{opt['checkpoint_name']}) would overwrite the "
+                                f"{name.replace('_', ' ')}; choose another name")
+
+
+def _check_finite_weights(model, i):
+    """Never write a checkpoint of a model whose weights are NaN or infinite."""
+    for name, param in model.named_parameters():
+        if not bool(torch.isfinite(param).all()):
+            raise TorchRNNError(f"the model's weights became non-finite ({name}) at iteration "
+                                f"{i}: training diverged and stopped (no checkpoint of it "
+                                f"was written); try a lower -learning_rate or -grad_clip")
+
+
+def model_parameter_count(model_type, vocab_size, wordvec_size, rnn_size, num_layers,
+                          batchnorm=0):
+    """The number of parameters LanguageModel would have (without building it)."""
+    V, D, H, L = vocab_size, wordvec_size, rnn_size, num_layers
+    G = 4 * H if model_type == "lstm" else H
+    layers = (D + H) * G + G + (L - 1) * (2 * H * G + G)
+    return V * D + layers + (2 * H * L if batchnorm == 1 else 0) + H * V + V
+
+
+def _physical_memory():
+    """Bytes of physical memory, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _new_model(opt, vocab, batch_rows, generator):
+    """A fresh LanguageModel of opt's size; one line (not an allocator traceback) when it
+    cannot fit in this machine's memory."""
+    H, L, T = int(opt["rnn_size"]), int(opt["num_layers"]), int(opt["seq_length"])
+    params = model_parameter_count(opt["model_type"], len(vocab), int(opt["wordvec_size"]),
+                                   H, L, opt["batchnorm"])
+    # float32 weights, gradients and two Adam moments, plus the activations of a batch
+    needed = 4 * (4 * params + batch_rows * T * (8 * H * L + 3 * len(vocab)))
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise TorchRNNError(_memory_message(opt, params, needed, memory))
+    try:
+        return LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
+                             opt["num_layers"], opt["dropout"], opt["batchnorm"],
+                             generator=generator)
+    except (RuntimeError, MemoryError) as err:
+        raise _memory_error(err, opt, None, params) from None
+
+
+def _memory_message(sizes, params, needed=None, memory=None):
+    size = (f"-model_type {sizes['model_type']} -num_layers {sizes['num_layers']} -rnn_size "
+            f"{sizes['rnn_size']} -wordvec_size {sizes['wordvec_size']}: {params:,} parameters")
+    if needed is None:
+        return f"not enough memory for the model asked for ({size})"
+    return (f"the model asked for is too large for this machine ({size}, about "
+            f"{needed / 2 ** 30:,.1f} GiB to train, {memory / 2 ** 30:,.1f} GiB of memory)")
+
+
+def _memory_error(err, opt, model, params=None):
+    """A TorchRNNError for an allocation failure; other RuntimeErrors are re-raised."""
+    text = str(err).lower()
+    if not isinstance(err, MemoryError) and "alloc" not in text and "out of memory" not in text:
+        raise err
+    sizes = opt
+    if model is not None:
+        params = sum(p.numel() for p in model.parameters())
+        sizes = {"model_type": model.model_type, "num_layers": model.num_layers,
+                 "rnn_size": model.rnn_size, "wordvec_size": model.wordvec_dim}
+    return TorchRNNError(_memory_message(sizes, params))
 
 
 def _restore_native(native, natives, context, dropout, warn):

@@ -404,3 +404,35 @@ def write_vocab(path, vocab):
         vocab = Vocab(vocab)
     with atomic_output(path, "w", what="vocabulary file", encoding="ascii") as f:
         json.dump(vocab.to_json(), f)
+
+
+def model_token_map(data_vocab, model_vocab, data_source, model_source):
+    """How a model meets a dataset's vocabulary (train -init_from/-resume_from, eval).
+
+    Returns None when the two token tables are the same; an int64 array ``ids`` with
+    ``ids[data_id] == model_id`` (index 0 unused) when every data token is one of the
+    model's, so the data can be translated exactly; raises TorchRNNError naming both files
+    and the first tokens the model does not know otherwise.
+    """
+    data_vocab = data_vocab if isinstance(data_vocab, Vocab) else Vocab(data_vocab)
+    model_vocab = model_vocab if isinstance(model_vocab, Vocab) else Vocab(model_vocab)
+    if data_vocab.tokens == model_vocab.tokens:
+        return None
+    unknown = [t for t in data_vocab.tokens if t not in model_vocab.token_to_idx]
+    if unknown:
+        shown = ", ".join(_short(t, 20) for t in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise TorchRNNError(
+            f"{data_source}: its vocabulary is not the model's in {model_source}: "
+            f"{len(unknown)} of its {len(data_vocab)} tokens are unknown to the model's "
+            f"{len(model_vocab)} ({shown}{more})")
+    ids = np.zeros(len(data_vocab) + 1, dtype=np.int64)
+    for idx, token in enumerate(data_vocab.tokens, start=1):
+        ids[idx] = model_vocab.token_to_idx[token]
+    return ids
+
+
+def token_map_message(token_map, model_size):
+    """The one line saying that a dataset's ids are translated to a model's."""
+    return (f"the data's {len(token_map) - 1} tokens are mapped to the model's vocabulary "
+            f"of {model_size} tokens (ids by token)")
