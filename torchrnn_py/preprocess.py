@@ -24,7 +24,7 @@ PROG = "torchrnn-preprocess"
 CHUNK_BYTES = 1 << 19  # bytes read at a time: small enough to stay in cache and keep
                       # the allocator from fragmenting (4 MiB chunks of wide text grew RSS)
 _CODE_POINTS = 0x110000
-_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")   # the HDF5 datasets written, in order (data.py reads them)
 
 
 def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
@@ -76,7 +76,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
         try:
             with h5py.File(tmp_h5, "w") as h5:
                 datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
-                            for name, size in zip(_SPLITS, sizes)]
+                            for name, size in zip(SPLITS, sizes)]
                 _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
         except (OSError, RuntimeError) as err:   # h5py: RuntimeError when closing after one
             raise TorchRNNError(f"{output_h5}: cannot write HDF5 output file: "
