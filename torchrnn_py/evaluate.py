@@ -3,8 +3,9 @@
 Same flags and lines as ``th eval.lua`` (docs/compatibility.md, eval): the data loader is
 rebuilt from the checkpoint's own ``opt`` (input_h5, batch_size, seq_length); one line per
 batch, then ``<split> loss = %f``. New: ``-input_h5``/``-input_json`` override the paths
-stored in the checkpoint, which often name files on someone else's machine; data whose vocabulary is a
-subset of the model's is evaluated with its ids mapped to the model's by token.
+stored in the checkpoint, which often name files on someone else's machine; data whose
+vocabulary is a subset of the model's is evaluated with its ids mapped to the model's by
+token.
 """
 import os
 import sys
