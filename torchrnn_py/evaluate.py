@@ -13,8 +13,7 @@ import sys
 import torch
 
 from .checkpoint import load_checkpoint
-from .cmdline import (make_printers, parse_torch_options, require_finite,
-                      resolve_keyword_options, run_main)
+from .cmdline import make_printers, require_finite, resolve_keyword_options
 from .criterion import torch7_loss_value
 from .data import SPLITS, DataLoader
 from .device import PRECISION_HELP, choose_device, use_precision
@@ -105,13 +104,9 @@ def evaluate_split(model, loader, split, device, on_batch=None):
 
 
 def main(argv=None):
-    """``torchrnn-eval``: eval.lua's command line."""
-    def body(args):
-        opt = parse_torch_options(OPTIONS, args, PROG)
-        loss = evaluate(verbose=True, **opt)
-        print("%s loss = %f" % (opt["split"], loss))
-        return 0
-    return run_main(PROG, body, argv)
+    """``torchrnn-eval``: eval.lua's command line (in torchrnn_py/cli/evaluate.py)."""
+    from .cli.evaluate import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

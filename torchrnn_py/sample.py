@@ -24,13 +24,10 @@ import tempfile
 
 from . import bintoutf8
 from .checkpoint import load_checkpoint
-from .cmdline import (make_printers, parse_torch_options, print_stdout, report_written,
-                      require_finite, resolve_keyword_options, run_main, sigterm_as_interrupt,
-                      warn_on_stderr)
+from .cmdline import make_printers, require_finite, resolve_keyword_options
 from .device import PRECISION_HELP, choose_device, use_precision
 from .errors import TorchRNNError
 from .fileio import atomic_output, check_distinct, check_output_path
-from .progress import ProgressLine
 from .rng import TorchGenerator
 from .sampling import NonFiniteScores, check_finite_model, sample_ids
 
@@ -295,21 +292,9 @@ def _copy_spools(target, spools, K, newline):
 
 
 def main(argv=None):
-    """``torchrnn-sample``: sample.lua's command line."""
-    def body(args):
-        opt = parse_torch_options(OPTIONS, args, PROG)
-        quiet = parse_torch_options(OPTIONS, args, PROG, explicit_only=True).get("verbose") == 0
-        sys.stdout.flush()
-        written = []
-        # a progress line only when the text goes to files, not to this terminal
-        with sigterm_as_interrupt(), ProgressLine(
-                "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
-            sample(out=sys.stdout.buffer, log=print_stdout, warn=warn_on_stderr(PROG),
-                   progress=line.update, on_written=written.append, **opt)
-        for path in [] if quiet else written:     # once the progress line is gone
-            report_written(path)
-        return 0
-    return run_main(PROG, body, argv)
+    """``torchrnn-sample``: sample.lua's command line (in torchrnn_py/cli/sample.py)."""
+    from .cli.sample import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
