@@ -38,14 +38,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     """
     _check_fractions(val_frac, test_frac)
     codec = _lookup_codec(encoding)
-    check_input_file(input_txt, "input text file")
-    if not os.path.isfile(input_txt):
-        raise TorchRNNError(f"{input_txt}: input must be a regular file (it is read twice)")
-    check_output_path(output_h5, "HDF5 output file")
-    check_output_path(output_json, "JSON output file")
-    if os.path.abspath(output_h5) == os.path.abspath(output_json):
-        raise TorchRNNError(f"{output_h5}: the HDF5 and JSON outputs must be different files")
-    check_distinct(input_text=input_txt, HDF5_output=output_h5, JSON_output=output_json)
+    _check_paths(input_txt, output_h5, output_json)
     file_size = os.path.getsize(input_txt)
     report = _ProgressReport(progress, 2 * file_size)
 
@@ -61,12 +54,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     test_size = int(test_frac * total)
     train_size = total - val_size - test_size
     sizes = (train_size, val_size, test_size)
-    if codec is None:
-        tokens = [byte_token(int(b)) for b in numbering.code_points]
-    else:
-        tokens = [chr(cp) for cp in numbering.code_points]
-    vocab = Vocab(tokens)
-    dtype = np.uint8 if len(vocab) <= 255 else np.uint32
+    vocab, dtype = _vocabulary(numbering, codec)
 
     import h5py  # here, so that importing this module stays cheap
     with atomic_outputs() as files:                    # both appear together, or neither
@@ -96,6 +84,28 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
         "idx_to_token": dict(vocab.idx_to_token),
         "token_to_idx": dict(vocab.token_to_idx),
     }
+
+
+def _check_paths(input_txt, output_h5, output_json):
+    """The input is a readable regular file; the outputs can be written, and all differ."""
+    check_input_file(input_txt, "input text file")
+    if not os.path.isfile(input_txt):
+        raise TorchRNNError(f"{input_txt}: input must be a regular file (it is read twice)")
+    check_output_path(output_h5, "HDF5 output file")
+    check_output_path(output_json, "JSON output file")
+    if os.path.abspath(output_h5) == os.path.abspath(output_json):
+        raise TorchRNNError(f"{output_h5}: the HDF5 and JSON outputs must be different files")
+    check_distinct(input_text=input_txt, HDF5_output=output_h5, JSON_output=output_json)
+
+
+def _vocabulary(numbering, codec):
+    """The Vocab of the tokens in order of first appearance, and the dtype of their ids."""
+    if codec is None:
+        tokens = [byte_token(int(b)) for b in numbering.code_points]
+    else:
+        tokens = [chr(cp) for cp in numbering.code_points]
+    vocab = Vocab(tokens)
+    return vocab, (np.uint8 if len(vocab) <= 255 else np.uint32)
 
 
 def _hdf5_reason(err):

@@ -65,15 +65,11 @@ class Samples:
 
 
 def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **options):
-    """Run sample.lua with ``options`` (its flags as keyword arguments); returns a
-    :class:`Samples`.
-
-    The texts are kept (``Samples.texts``) when they go nowhere else; with ``output_file``,
-    or a binary stream ``out`` (as the command uses stdout), they are written there instead
-    (``Samples.paths``: the files). With ``verbose=1`` the original's diagnostic lines go to
-    stdout (or to ``log``); ``warn`` receives warnings; ``progress(done, total)`` hears how
-    many tokens are made, now and then; ``on_written(path)`` hears each output file once it
-    is complete.
+    """Run sample.lua with ``options`` (its flags as keyword arguments) -> :class:`Samples`:
+    the texts, or, with ``output_file`` or a binary stream ``out`` (the command's stdout),
+    written there. ``verbose=1``: the original's diagnostic lines to stdout (or ``log``);
+    ``warn`` gets warnings; ``progress(done, total)`` tokens made; ``on_written(path)``
+    each output file once it is complete.
     """
     opt = _resolve(options)
     # sample.lua prints the backend line at -verbose 1, the seeding line at any -verbose > 0
