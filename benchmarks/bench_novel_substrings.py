@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from torchrnn_py.novel_substrings import novel_fractions, read_text  # noqa: E402
 
-SHAKESPEARE = REPO / "torchrnn_py" / "data" / "tiny-shakespeare.txt"
+SHAKESPEARE = REPO / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
 MAX_LENGTH = 49
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from torchrnn_py.preprocess import preprocess  # noqa: E402
 
-SHAKESPEARE = REPO / "torchrnn_py" / "data" / "tiny-shakespeare.txt"
+SHAKESPEARE = REPO / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
 CHINESE = REPO / "tests" / "fixtures" / "preprocess" / "li_qing_zhao.txt"
 MIRROR = "/work/.mirror/jcjohnson+torch-rnn/repo"
 MB = 1e6

@@ -57,7 +57,7 @@ def run_variant(variant, layers, H, iters, threads):
     import torch
     from torchrnn_py.model import LanguageModel
     from torchrnn_py.optim import TorchAdam, clamp_gradients_
-    from torchrnn_py.runtime import torch7_loss_value
+    from torchrnn_py.criterion import torch7_loss_value
     torch.set_num_threads(threads)
     model = LanguageModel({i + 1: chr(33 + i) for i in range(V)}, "lstm", D, H, layers)
     model.train()

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_gpu_path import cudnn_fallback_copy, cudnn_weight_buffer, kernel_params  # noqa: E402
 
-from torchrnn_py import runtime, train as train_mod                 # noqa: E402
+from torchrnn_py import device as device_mod, train as train_mod     # noqa: E402
+from torchrnn_py.evaluate import evaluate_split                     # noqa: E402
 from torchrnn_py.checkpoint import load_model                       # noqa: E402
 from torchrnn_py.data import DataLoader                             # noqa: E402
 from torchrnn_py.model import LanguageModel                         # noqa: E402
@@ -54,7 +55,7 @@ def cpu_half():
         check(f"{cls.__name__}: kernel weights are cuDNN's flat buffer",
               cudnn_weight_buffer(params, gates * 3, 5, 3) is not None)
     check("CUDA precision: IEEE float32 by default",
-          runtime.cuda_precision_settings("fp32")["rnn"] == "ieee")
+          device_mod.cuda_precision_settings("fp32")["rnn"] == "ieee")
     rnn = LSTM(3, 2)
     rnn.remember_states = True
     rnn(torch.randn(2, 2, 3))
@@ -103,7 +104,7 @@ def train_eval_resume(tmp):
         for device in ("cuda", "cpu"):
             model.to(device)
             loader = DataLoader(DATA["input_h5"], 10, 25)
-            losses.append(runtime.evaluate_split(model, loader, "val", torch.device(device)))
+            losses.append(evaluate_split(model, loader, "val", torch.device(device)))
         check(f"(2) train -seed {seed} -batchnorm -dropout, eval GPU = CPU",
               abs(losses[0] - losses[1]) < 1e-5 and len(result["memory_usage"]) > 0,
               f"{losses[0]:.7f} vs {losses[1]:.7f}")
@@ -162,7 +163,7 @@ def main():
         print("GPU half skipped: no CUDA device", flush=True)
         return 1 if FAILED else 0
     cuda = torch.device("cuda", 0)
-    runtime.apply_cuda_precision("fp32")
+    device_mod.apply_cuda_precision("fp32")
     modules_against_cpu(cuda)
     with tempfile.TemporaryDirectory() as tmp:
         train_eval_resume(tmp)

@@ -48,7 +48,7 @@ fi
 
 # 1. a few minutes of speech (cut to $MINUTES minutes when given)
 echo "== 1. speech: espeak-ng reads $CHARS characters of tiny-shakespeare"
-head -c "$CHARS" torchrnn_py/data/tiny-shakespeare.txt > "$OUT/script.txt"
+head -c "$CHARS" torchrnn_py/corpus/tiny-shakespeare.txt > "$OUT/script.txt"
 espeak-ng -v en-us -s 150 -w "$OUT/speech.wav" -f "$OUT/script.txt"
 python - "$OUT/speech.wav" "$MINUTES" <<'PY'
 import sys

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchrnn_py import modules, runtime
+from torchrnn_py import device as device_mod
+from torchrnn_py import modules
 from torchrnn_py.model import LanguageModel
 from torchrnn_py.modules import LSTM, VanillaRNN
 from torchrnn_py.rng import TorchGenerator
@@ -154,18 +155,18 @@ def test_remembered_state_follows_to(cls):
 
 
 def test_cuda_precision_defaults_to_ieee_fp32_and_opt_in_changes_it():
-    assert runtime.cuda_precision_settings("fp32") == {
+    assert device_mod.cuda_precision_settings("fp32") == {
         "rnn": "ieee", "conv": "ieee", "matmul": "ieee", "autocast": None}
-    assert runtime.cuda_precision_settings("tf32")["rnn"] == "tf32"
-    assert runtime.cuda_precision_settings("tf32")["matmul"] == "tf32"
-    assert runtime.cuda_precision_settings("bf16")["autocast"] is torch.bfloat16
-    assert runtime.cuda_precision_settings("fp16")["autocast"] is torch.float16
-    with pytest.raises(runtime.TorchRNNError, match="-precision"):
-        runtime.cuda_precision_settings("tf16")
+    assert device_mod.cuda_precision_settings("tf32")["rnn"] == "tf32"
+    assert device_mod.cuda_precision_settings("tf32")["matmul"] == "tf32"
+    assert device_mod.cuda_precision_settings("bf16")["autocast"] is torch.bfloat16
+    assert device_mod.cuda_precision_settings("fp16")["autocast"] is torch.float16
+    with pytest.raises(device_mod.TorchRNNError, match="-precision"):
+        device_mod.cuda_precision_settings("tf16")
     saved = torch.backends.cudnn.rnn.fp32_precision, torch.backends.cuda.matmul.fp32_precision
     try:
         torch.backends.cudnn.rnn.fp32_precision = "tf32"     # torch's own default for RNNs
-        runtime.apply_cuda_precision("fp32")
+        device_mod.apply_cuda_precision("fp32")
         assert torch.backends.cudnn.rnn.fp32_precision == "ieee"
         assert torch.backends.cuda.matmul.fp32_precision == "ieee"
     finally:

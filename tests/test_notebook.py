@@ -16,7 +16,7 @@ from torchrnn_py.preprocess import preprocess
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
-BUNDLED_TEXT = REPO / "torchrnn_py" / "data" / "tiny-shakespeare.txt"
+BUNDLED_TEXT = REPO / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
 
 
 def _python3_kernelspec(directory):

@@ -16,7 +16,7 @@ from torchrnn_py import novel_substrings as ns_module
 from torchrnn_py.novel_substrings import main, novel_fractions, read_text
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHAKESPEARE = REPO / "torchrnn_py" / "data" / "tiny-shakespeare.txt"
+SHAKESPEARE = REPO / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
 PROG = "torchrnn-novel-substrings"
 
 

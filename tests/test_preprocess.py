@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import GOLDEN, PREPROCESS
 from torchrnn_py import preprocess as preprocess_module
+from torchrnn_py.cli import preprocess as preprocess_cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.preprocess import main, preprocess
 
@@ -296,7 +297,7 @@ def test_quiet_prints_nothing(tmp_path, capsys):
 
 
 def test_defaults_are_the_originals():
-    args = preprocess_module.build_parser().parse_args([])
+    args = preprocess_cli.build_parser().parse_args([])
     assert vars(args) == {"input_txt": "data/tiny-shakespeare.txt",
                           "output_h5": "data/tiny-shakespeare.h5",
                           "output_json": "data/tiny-shakespeare.json",
@@ -495,9 +496,9 @@ def test_single_dash_flags_as_torch_rnn_users_type_them(tmp_path, capsys):
 
 
 def test_help_describes_every_flag():
-    text = preprocess_module.build_parser().format_help()
+    text = preprocess_cli.build_parser().format_help()
     flat = " ".join(text.split())
-    for action in preprocess_module.build_parser()._actions:
+    for action in preprocess_cli.build_parser()._actions:
         if action.dest == "help":
             continue
         assert action.help and len(action.help) > 20, action.dest

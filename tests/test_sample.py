@@ -120,6 +120,22 @@ def test_stream_writes_incrementally():
     assert b"".join(buffered.writes) == text
 
 
+def test_library_sample_returns_one_type(tmp_path):
+    """sample() always returns Samples: the texts when kept, the files when written."""
+    kept = sample_mod.sample(checkpoint=str(CP), length=40, seed=5, gpu=-1)
+    assert isinstance(kept, sample_mod.Samples)
+    assert kept.texts == [load_model(CP).sample(40, seed=5)] and kept.paths == []
+    batch = sample_mod.sample(checkpoint=str(CP), length=40, seed=5, gpu=-1, num_samples=2)
+    assert batch.texts == load_model(CP).sample(40, seed=5, num_samples=2)
+    path = tmp_path / "s.txt"
+    written = sample_mod.sample(checkpoint=str(CP), length=40, seed=5, gpu=-1,
+                                output_file=str(path))
+    assert written == sample_mod.Samples(texts=[], paths=[str(path)])
+    assert path.read_text() == kept.texts[0]
+    streamed = sample_mod.sample(out=Recorder(), checkpoint=str(CP), length=40, gpu=-1)
+    assert streamed == sample_mod.Samples(texts=[], paths=[])
+
+
 def test_output_file_has_no_trailing_newline(tmp_path, capsys):
     path = tmp_path / "sample.txt"
     status, out, err = run(["-checkpoint", CP, "-length", 300, "-seed", 123,

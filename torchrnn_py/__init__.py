@@ -1,7 +1,8 @@
 """torchrnn_py: torch-rnn's character-level language models on PyTorch.
 
 Each stage lives in its own module: preprocess, data, modules, model, optim, train, sample,
-evaluate, checkpoint, t7, bintoutf8, vocab, rng. The stage functions share their module's
+evaluate, checkpoint, t7, bintoutf8, vocab, rng; the command lines (``main(argv)``) and the
+one table of commands are in torchrnn_py/cli/. The stage functions share their module's
 name, so they are imported from it (``from torchrnn_py.train import train``); the other
 public names are re-exported here lazily, so that ``import torchrnn_py`` does not import
 torch until a name that needs it is used (preprocess and bintoutf8 stay light).

@@ -8,6 +8,8 @@ for an unknown one. ``run_main`` turns a :class:`TorchRNNError` or an OS error i
 on stderr and a non-zero exit code. ``require_finite`` refuses NaN/infinity for the options a
 command names; ``sigterm_as_interrupt`` makes SIGTERM clean up as Ctrl-C; ``report_written``
 prints the ``wrote PATH`` line and ``print_stdout`` a line whose failure names stdout.
+``make_printers`` gives the Lua-style ``print`` (and the warnings) that the library functions
+and the commands share; ``lua_number`` formats a number as Lua's print does.
 """
 import argparse
 import contextlib
@@ -44,6 +46,31 @@ def report_written(path):
     """The ``wrote PATH`` line on stderr: every command's one format for a file it wrote
     (stdout keeps the original's lines)."""
     print(f"wrote {path}", file=sys.stderr, flush=True)
+
+
+def lua_number(value):
+    """A number as Lua's print shows it (``%.14g``)."""
+    return "%.14g" % value
+
+
+def warn_on_stderr(prog):
+    """A ``warn`` callback printing ``prog: warning: ...`` on stderr."""
+    return lambda msg: print(f"{prog}: warning: {msg}", file=sys.stderr, flush=True)
+
+
+def make_printers(verbose, log=None, warn=None, prog="torchrnn"):
+    """``say(*parts)`` prints like Lua's print (parts joined by tabs) to stdout, or hands
+    the line to ``log``; ``warn(msg)`` goes to stderr or ``warn``. Silent unless verbose."""
+    def say(*parts):
+        line = "\t".join(str(p) for p in parts)
+        if log is not None:
+            log(line)
+        elif verbose:
+            print(line, flush=True)
+
+    if warn is None:
+        warn = warn_on_stderr(prog) if verbose else (lambda msg: None)
+    return say, warn
 
 
 def print_stdout(line):

@@ -18,8 +18,7 @@ import torch
 
 from .errors import TorchRNNError
 from .fileio import check_input_file
-
-SPLITS = ("train", "val", "test")
+from .preprocess import SPLITS
 
 
 # HDF5 files start with this signature, at offset 0 or after a user block of 512, 1024,

@@ -1,21 +1,23 @@
 """eval.lua: the loss of a checkpoint on one split of its dataset.
 
-Same flags and lines as ``th eval.lua`` (SPEC §6): the data loader is rebuilt from the
-checkpoint's own ``opt`` (input_h5, batch_size, seq_length); one line per batch, then
-``<split> loss = %f``. New: ``-input_h5``/``-input_json`` override the paths stored in the
-checkpoint, which often name files on someone else's machine; data whose vocabulary is a
-subset of the model's is evaluated with its ids mapped to the model's by token.
+Same flags and lines as ``th eval.lua`` (docs/compatibility.md, eval): the data loader is
+rebuilt from the checkpoint's own ``opt`` (input_h5, batch_size, seq_length); one line per
+batch, then ``<split> loss = %f``. New: ``-input_h5``/``-input_json`` override the paths
+stored in the checkpoint, which often name files on someone else's machine; data whose
+vocabulary is a subset of the model's is evaluated with its ids mapped to the model's by
+token.
 """
 import os
 import sys
 
+import torch
 
 from .checkpoint import load_checkpoint
-from .cmdline import parse_torch_options, require_finite, resolve_keyword_options, run_main
+from .cmdline import make_printers, require_finite, resolve_keyword_options
+from .criterion import torch7_loss_value
 from .data import SPLITS, DataLoader
+from .device import PRECISION_HELP, choose_device, use_precision
 from .errors import TorchRNNError
-from .runtime import (PRECISION_HELP, choose_device, evaluate_split, make_printers,
-                      use_precision)
 from .vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-eval"
@@ -83,14 +85,28 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
                           on_batch=lambda j, n: say("%s batch %d / %d" % (split, j, n)))
 
 
+@torch.no_grad()
+def evaluate_split(model, loader, split, device, on_batch=None):
+    """Mean loss over every batch of ``split``, in evaluation mode, from zero states
+    (train.lua's validation and eval.lua). Leaves the states reset."""
+    model.eval()
+    model.reset_states()
+    loader.reset(split)
+    total = 0.0
+    count = loader.split_sizes[split]
+    for j in range(count):
+        if on_batch is not None:
+            on_batch(j + 1, count)
+        x, y = loader.next_batch(split)
+        total += torch7_loss_value(model(x.to(device)), y.to(device))
+    model.reset_states()
+    return total / count
+
+
 def main(argv=None):
-    """``torchrnn-eval``: eval.lua's command line."""
-    def body(args):
-        opt = parse_torch_options(OPTIONS, args, PROG)
-        loss = evaluate(verbose=True, **opt)
-        print("%s loss = %f" % (opt["split"], loss))
-        return 0
-    return run_main(PROG, body, argv)
+    """``torchrnn-eval``: eval.lua's command line (in torchrnn_py/cli/evaluate.py)."""
+    from .cli.evaluate import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

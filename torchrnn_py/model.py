@@ -7,28 +7,21 @@ unnormalised scores ``(N, T, V)``. Every recurrent layer remembers its final sta
 starts the next pass from it until :meth:`LanguageModel.reset_states`.
 
 Token ids are 1-based at every public boundary, as in torch-rnn; :func:`to_index` and
-:func:`to_token_id` are the only places that move between them and 0-based indices.
+:func:`to_token_id` (torchrnn_py/ids.py) are the only places that move between them and
+0-based indices.
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .ids import to_index, to_token_id  # noqa: F401 (re-exported: the old import path)
 from .modules import LSTM, Dropout, VanillaRNN
 from .rng import TorchGenerator
+from .sampling import sample_ids
 from .vocab import Vocab
 
 MODEL_TYPES = ("lstm", "rnn")
-
-
-def to_index(token_ids):
-    """1-based token ids -> 0-based row indices (embedding rows, score columns)."""
-    return token_ids - 1
-
-
-def to_token_id(index):
-    """0-based row indices -> 1-based token ids."""
-    return index + 1
 
 
 class LanguageModel(nn.Module):
@@ -129,7 +122,7 @@ class LanguageModel(nn.Module):
         for rnn in self.rnns:
             rnn.reset_states()
 
-    # -precision bf16/fp16 on CUDA (runtime.use_precision): the forward pass's autocast dtype
+    # -precision bf16/fp16 on CUDA (device.use_precision): the forward pass's autocast dtype
     autocast_dtype = None
 
     def forward(self, token_ids):
@@ -168,7 +161,6 @@ class LanguageModel(nn.Module):
         the original after ``torch.manualSeed(seed)`` (or pass a ``generator``). Returns a
         string, or a list of ``num_samples`` strings computed as one batch.
         """
-        from .sampling import sample_ids
         gen = generator if generator is not None else TorchGenerator(seed)
         steps = list(sample_ids(self, length, start_text, sample, temperature, gen, num_samples))
         ids = np.stack(steps, axis=1) if steps else np.zeros((num_samples, 0), np.int64)
@@ -178,7 +170,6 @@ class LanguageModel(nn.Module):
     def sample_stream(self, length=100, start_text="", sample=True, temperature=1.0,
                       seed=None, generator=None):
         """Like :meth:`sample` (one stream), yielding each token's text as it is made."""
-        from .sampling import sample_ids
         gen = generator if generator is not None else TorchGenerator(seed)
         for ids in sample_ids(self, length, start_text, sample, temperature, gen, 1):
             yield self.idx_to_token[int(ids[0])]

@@ -45,7 +45,6 @@ import sys
 
 import numpy as np
 
-from .cmdline import ArgumentParser, print_stdout, run_main
 from .errors import TorchRNNError
 from .fileio import read_input_bytes, utf8_error
 
@@ -75,13 +74,14 @@ def novel_fractions(sampled, training, max_length=DEFAULT_MAX_LENGTH, *, hash_ba
 def iter_novel_fractions(sampled, training, max_length=DEFAULT_MAX_LENGTH, *,
                          hash_base=HASH_BASE):
     """Like :func:`novel_fractions`, yielding each ``(L, fraction)`` as soon as it is known."""
-    _check_max_length(max_length)
+    check_max_length(max_length)
     s1, s2 = _common_codes(_as_codes(sampled, "sampled"), _as_codes(training, "training"))
     search = _ExactSearch(sampled, training, s1, s2)
     return _scan(s1, s2, int(max_length), np.uint64(int(hash_base) % 2 ** 64), search)
 
 
-def _check_max_length(max_length):
+def check_max_length(max_length):
+    """Refuse a ``--max_length`` that is not a whole number of at least 1."""
     if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)):
         raise TorchRNNError(f"--max_length must be a whole number, got {max_length!r}")
     if max_length < 1:
@@ -283,37 +283,10 @@ def read_text(path, what):
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def build_parser():
-    """The original's two positional arguments, plus --max_length."""
-    parser = ArgumentParser(prog=PROG, description="For L = 1..max_length, print the fraction "
-                            "of the sampled text's length-L substrings that never occur in the "
-                            "training text (torch-rnn's scripts/novel_substrings.py).")
-    parser.add_argument("sampled_text")
-    parser.add_argument("training_text")
-    parser.add_argument("--max_length", type=int, default=DEFAULT_MAX_LENGTH,
-                        help="largest substring length (default %(default)s)")
-    return parser
-
-
-def _command(argv):
-    args = build_parser().parse_args(argv)
-    _check_max_length(args.max_length)
-    sampled = read_text(args.sampled_text, "sampled text file")
-    training = read_text(args.training_text, "training text file")
-    for length, fraction in iter_novel_fractions(sampled, training, args.max_length):
-        print_stdout(f"{length} {fraction}")      # print(length, fraction), as the original
-    if args.max_length > len(sampled):
-        sys.stdout.flush()
-        print(f"{PROG}: note: the sampled text has only {len(sampled)} characters, so there "
-              f"are no substrings of length {len(sampled) + 1} to {args.max_length}; stopped "
-              f"at L = {len(sampled)} (the original fails there dividing by zero)",
-              file=sys.stderr)
-    return 0
-
-
 def main(argv=None):
-    """Command-line entry point: ``torchrnn-novel-substrings SAMPLED TRAINING [--max_length]``."""
-    return run_main(PROG, _command, argv)
+    """``torchrnn-novel-substrings SAMPLED TRAINING`` (in torchrnn_py/cli/novel_substrings.py)."""
+    from .cli.novel_substrings import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

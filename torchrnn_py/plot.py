@@ -12,7 +12,6 @@ vocabulary), "per character" otherwise; ``--unit`` says it outright (a CSV log n
 vocabulary). matplotlib is optional (``pip install matplotlib``); without it the command says
 so in one line.
 """
-import argparse
 import csv
 import math
 import os
@@ -22,9 +21,8 @@ import numpy as np
 
 from .bintoutf8 import BCL_ALPHABET, OFFSET_BASE
 from .checkpoint import load_model, read_checkpoint_json
-from .cmdline import ArgumentParser, run_main
 from .errors import TorchRNNError
-from .fileio import atomic_path, check_distinct, check_input_file
+from .fileio import atomic_path, check_input_file
 from .vocab import read_vocab
 
 PROG = "torchrnn-plot"
@@ -218,52 +216,10 @@ def _save(fig, out_png):
         fig.savefig(tmp, format="png")
 
 
-def positive_seconds(text):
-    """argparse type of ``--seconds``: a finite number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") \
-            from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, "
-                                         f"found {text!r}")
-    return value
-
-
-def build_parser():
-    parser = ArgumentParser(prog=PROG, description="Draw loss curves of training runs "
-                            "(checkpoint .json or -log_csv files), or spectrograms of WAVs.")
-    parser.add_argument("inputs", nargs="+", help="checkpoint JSON / CSV files (or WAVs)")
-    parser.add_argument("-o", "--output", default="curve.png", help="PNG to write")
-    parser.add_argument("--title")
-    parser.add_argument("--log_y", action="store_true", help="logarithmic loss axis")
-    parser.add_argument("--unit", choices=UNITS, default="auto",
-                        help="what the loss is per (axis label); auto: 'sample' for a model "
-                        "of bytes (audio), found from its vocabulary, else 'character'")
-    parser.add_argument("--spectrogram", action="store_true",
-                        help="the inputs are WAV files: draw their spectrograms")
-    parser.add_argument("--seconds", type=positive_seconds,
-                        help="with --spectrogram: only the first this many seconds")
-    return parser
-
-
-def _command(argv):
-    args = build_parser().parse_args(argv)
-    check_distinct(**{f"input_{n + 1}": path for n, path in enumerate(args.inputs)},
-                   output_picture=args.output)
-    if args.spectrogram:
-        plot_spectrograms(args.inputs, args.output, max_seconds=args.seconds)
-    else:
-        plot_losses(args.inputs, args.output, title=args.title, log_y=args.log_y,
-                    unit=args.unit)
-    print(f"wrote {args.output}")
-    return 0
-
-
 def main(argv=None):
-    """``torchrnn-plot FILE.json [...] -o curve.png``."""
-    return run_main(PROG, _command, argv)
+    """``torchrnn-plot FILE.json [...] -o curve.png`` (in torchrnn_py/cli/plot.py)."""
+    from .cli.plot import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,15 @@ import sys
 
 import numpy as np
 
-from .cmdline import ArgumentParser, print_stdout, report_written, run_main
 from .errors import TorchRNNError
 from .fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
-from .progress import ProgressLine
 from .vocab import Vocab, byte_token
 
 PROG = "torchrnn-preprocess"
 CHUNK_BYTES = 1 << 19  # bytes read at a time: small enough to stay in cache and keep
                       # the allocator from fragmenting (4 MiB chunks of wide text grew RSS)
 _CODE_POINTS = 0x110000
-_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")   # the HDF5 datasets written, in order (data.py reads them)
 
 
 def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
@@ -40,14 +38,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     """
     _check_fractions(val_frac, test_frac)
     codec = _lookup_codec(encoding)
-    check_input_file(input_txt, "input text file")
-    if not os.path.isfile(input_txt):
-        raise TorchRNNError(f"{input_txt}: input must be a regular file (it is read twice)")
-    check_output_path(output_h5, "HDF5 output file")
-    check_output_path(output_json, "JSON output file")
-    if os.path.abspath(output_h5) == os.path.abspath(output_json):
-        raise TorchRNNError(f"{output_h5}: the HDF5 and JSON outputs must be different files")
-    check_distinct(input_text=input_txt, HDF5_output=output_h5, JSON_output=output_json)
+    _check_paths(input_txt, output_h5, output_json)
     file_size = os.path.getsize(input_txt)
     report = _ProgressReport(progress, 2 * file_size)
 
@@ -63,12 +54,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
     test_size = int(test_frac * total)
     train_size = total - val_size - test_size
     sizes = (train_size, val_size, test_size)
-    if codec is None:
-        tokens = [byte_token(int(b)) for b in numbering.code_points]
-    else:
-        tokens = [chr(cp) for cp in numbering.code_points]
-    vocab = Vocab(tokens)
-    dtype = np.uint8 if len(vocab) <= 255 else np.uint32
+    vocab, dtype = _vocabulary(numbering, codec)
 
     import h5py  # here, so that importing this module stays cheap
     with atomic_outputs() as files:                    # both appear together, or neither
@@ -76,7 +62,7 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
         try:
             with h5py.File(tmp_h5, "w") as h5:
                 datasets = [h5.create_dataset(name, shape=(size,), dtype=dtype)
-                            for name, size in zip(_SPLITS, sizes)]
+                            for name, size in zip(SPLITS, sizes)]
                 _write_ids(input_txt, codec, numbering, dtype, datasets, sizes, report)
         except (OSError, RuntimeError) as err:   # h5py: RuntimeError when closing after one
             raise TorchRNNError(f"{output_h5}: cannot write HDF5 output file: "
@@ -98,6 +84,28 @@ def preprocess(input_txt, output_h5, output_json, val_frac=0.1, test_frac=0.1,
         "idx_to_token": dict(vocab.idx_to_token),
         "token_to_idx": dict(vocab.token_to_idx),
     }
+
+
+def _check_paths(input_txt, output_h5, output_json):
+    """The input is a readable regular file; the outputs can be written, and all differ."""
+    check_input_file(input_txt, "input text file")
+    if not os.path.isfile(input_txt):
+        raise TorchRNNError(f"{input_txt}: input must be a regular file (it is read twice)")
+    check_output_path(output_h5, "HDF5 output file")
+    check_output_path(output_json, "JSON output file")
+    if os.path.abspath(output_h5) == os.path.abspath(output_json):
+        raise TorchRNNError(f"{output_h5}: the HDF5 and JSON outputs must be different files")
+    check_distinct(input_text=input_txt, HDF5_output=output_h5, JSON_output=output_json)
+
+
+def _vocabulary(numbering, codec):
+    """The Vocab of the tokens in order of first appearance, and the dtype of their ids."""
+    if codec is None:
+        tokens = [byte_token(int(b)) for b in numbering.code_points]
+    else:
+        tokens = [chr(cp) for cp in numbering.code_points]
+    vocab = Vocab(tokens)
+    return vocab, (np.uint8 if len(vocab) <= 255 else np.uint32)
 
 
 def _hdf5_reason(err):
@@ -284,67 +292,10 @@ def _write_ids(path, codec, numbering, dtype, datasets, sizes, report):
         raise TorchRNNError(f"{path}: the input file changed while it was being read")
 
 
-def build_parser():
-    """The original's argparse flags, names and defaults unchanged; each also answers to
-    its single-dash form (``-input_txt``), as torch-rnn's Lua commands spell flags."""
-    parser = ArgumentParser(prog=PROG, description="Turn a text file into the HDF5 and JSON "
-                            "files that train reads (torch-rnn's scripts/preprocess.py).")
-
-    def flag(name, **kwargs):
-        parser.add_argument("--" + name, "-" + name, dest=name, **kwargs)
-
-    flag("input_txt", default="data/tiny-shakespeare.txt", metavar="FILE",
-         help="the text to read (default: %(default)s)")
-    flag("output_h5", default="data/tiny-shakespeare.h5", metavar="FILE",
-         help="HDF5 file to write, with the token ids in /train, /val and /test "
-              "(default: %(default)s)")
-    flag("output_json", default="data/tiny-shakespeare.json", metavar="FILE",
-         help="JSON file to write, with the vocabulary: idx_to_token and token_to_idx "
-              "(default: %(default)s)")
-    flag("val_frac", type=float, default=0.1, metavar="F",
-         help="fraction of the tokens for /val, 0 <= F < 1 (default: %(default)s)")
-    flag("test_frac", type=float, default=0.1, metavar="F",
-         help="fraction of the tokens for /test, 0 <= F < 1; val_frac + test_frac must be "
-              "below 1, the rest is /train (default: %(default)s)")
-    flag("quiet", action="store_true",
-         help="print nothing: no summary, no progress, no 'wrote FILE' lines")
-    flag("encoding", default="utf-8", metavar="NAME",
-         help="how the text is encoded: a Python codec name (utf-8, latin-1, utf-16, ...), "
-              "one token per character; or 'bytes', one token per byte, bytes above 127 "
-              "named [N] (default: %(default)s)")
-    return parser
-
-
-def _command(argv):
-    args = build_parser().parse_args(argv)
-    written = []
-    with ProgressLine("preprocess", enabled=None if not args.quiet else False) as line:
-        result = preprocess(args.input_txt, args.output_h5, args.output_json,
-                            val_frac=args.val_frac, test_frac=args.test_frac,
-                            encoding=args.encoding, progress=line.update,
-                            on_written=written.append)
-    if not args.quiet:
-        for path in written:                  # once the progress line is gone
-            report_written(path)
-        print_stdout(summary_lines(result))
-    return 0
-
-
-def summary_lines(result):
-    """The original's summary, line for line (Python 3's print of its dtype line)."""
-    return "\n".join([
-        f"Total vocabulary size: {result['vocab_size']}",
-        f"Total tokens in file: {result['total']}",
-        f"  Training size: {result['train_size']}",
-        f"  Val size: {result['val_size']}",
-        f"  Test size: {result['test_size']}",
-        f"Using dtype  <class 'numpy.{np.dtype(result['dtype']).name}'>",
-    ])
-
-
 def main(argv=None):
-    """Command-line entry point: ``torchrnn-preprocess --input_txt ... [--quiet]``."""
-    return run_main(PROG, _command, argv)
+    """``torchrnn-preprocess``: the command line (in torchrnn_py/cli/preprocess.py)."""
+    from .cli.preprocess import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """sample.lua: generate text from a checkpoint.
 
-Same flags, defaults and output as ``th sample.lua`` (SPEC §5): the sampled text and a
-newline on stdout; ``-verbose 1`` adds the backend line and the seeding line. New flags,
-whose defaults keep the original behaviour:
+Same flags, defaults and output as ``th sample.lua`` (docs/compatibility.md, sample): the
+sampled text and a newline on stdout; ``-verbose 1`` adds the backend line and the seeding
+line. New flags, whose defaults keep the original behaviour:
 
 - ``-seed N``: the text the original gives after ``torch.manualSeed(N)`` (-1: from the OS);
 - ``-stream 1``: write each character as it is made, flushed;
@@ -17,21 +17,19 @@ Each file written is named on stderr (``wrote PATH``) unless ``-verbose 0`` is g
 explicitly; NaN and infinity are refused for every numeric flag; SIGTERM cleans up as Ctrl-C.
 """
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
 
 from . import bintoutf8
 from .checkpoint import load_checkpoint
-from .cmdline import (parse_torch_options, print_stdout, report_written, require_finite,
-                      resolve_keyword_options, run_main, sigterm_as_interrupt)
+from .cmdline import make_printers, require_finite, resolve_keyword_options
+from .device import PRECISION_HELP, choose_device, use_precision
 from .errors import TorchRNNError
 from .fileio import atomic_output, check_distinct, check_output_path
-from .progress import ProgressLine
 from .rng import TorchGenerator
 from .sampling import NonFiniteScores, check_finite_model, sample_ids
-from .runtime import (PRECISION_HELP, choose_device, make_printers, use_precision,
-                      warn_on_stderr)
 
 PROG = "torchrnn-sample"
 
@@ -58,15 +56,20 @@ NUMERIC = [name for name, default, _ in OPTIONS if isinstance(default, (int, flo
 _FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
 
 
-def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **options):
-    """Run sample.lua with ``options`` (its flags as keyword arguments).
+@dataclasses.dataclass
+class Samples:
+    """What :func:`sample` made: ``texts``, the ``num_samples`` texts in order when they were
+    kept (empty when they were written out); ``paths``, the files written (empty if none)."""
+    texts: list
+    paths: list
 
-    Returns the sampled text (a list of texts for ``num_samples > 1``) when it goes
-    nowhere else; with ``output_file``, or a binary stream ``out`` (as the command uses
-    stdout), writes there instead and returns None. With ``verbose=1`` the original's
-    diagnostic lines go to stdout (or to ``log``); ``warn`` receives warnings;
-    ``progress(done, total)`` hears how many tokens are made, now and then;
-    ``on_written(path)`` hears each output file once it is complete.
+
+def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **options):
+    """Run sample.lua with ``options`` (its flags as keyword arguments) -> :class:`Samples`:
+    the texts, or, with ``output_file`` or a binary stream ``out`` (the command's stdout),
+    written there. ``verbose=1``: the original's diagnostic lines to stdout (or ``log``);
+    ``warn`` gets warnings; ``progress(done, total)`` tokens made; ``on_written(path)``
+    each output file once it is complete.
     """
     opt = _resolve(options)
     # sample.lua prints the backend line at -verbose 1, the seeding line at any -verbose > 0
@@ -107,7 +110,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
                        float(opt["temperature"]), generator, K)
     try:
         if not paths and out is None:
-            return _collect(steps, token_bytes, K)
+            return Samples(texts=_collect(steps, token_bytes, K), paths=[])
         dropped = _write(steps, token_bytes, _sinks(paths, out, K, bool(opt["stream"]),
                                                     newline=not paths and not raw),
                          opt, progress)
@@ -119,7 +122,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     if raw and dropped:
         warn(f"{dropped} sampled character(s) are not in {opt['bcl_table']} and were left "
              f"out of the bytes (e.g. newlines)")
-    return None
+    return Samples(texts=[], paths=paths)
 
 
 def _collect(steps, token_bytes, K):
@@ -128,8 +131,7 @@ def _collect(steps, token_bytes, K):
     for ids in steps:
         for k, token in enumerate(ids.tolist()):
             pieces[k].append(token_bytes[token])
-    texts = [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
-    return texts[0] if K == 1 else texts
+    return [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
 
 
 def _write(steps, token_bytes, sinks_context, opt, progress):
@@ -286,21 +288,9 @@ def _copy_spools(target, spools, K, newline):
 
 
 def main(argv=None):
-    """``torchrnn-sample``: sample.lua's command line."""
-    def body(args):
-        opt = parse_torch_options(OPTIONS, args, PROG)
-        quiet = parse_torch_options(OPTIONS, args, PROG, explicit_only=True).get("verbose") == 0
-        sys.stdout.flush()
-        written = []
-        # a progress line only when the text goes to files, not to this terminal
-        with sigterm_as_interrupt(), ProgressLine(
-                "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
-            sample(out=sys.stdout.buffer, log=print_stdout, warn=warn_on_stderr(PROG),
-                   progress=line.update, on_written=written.append, **opt)
-        for path in [] if quiet else written:     # once the progress line is gone
-            report_written(path)
-        return 0
-    return run_main(PROG, body, argv)
+    """``torchrnn-sample``: sample.lua's command line (in torchrnn_py/cli/sample.py)."""
+    from .cli.sample import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

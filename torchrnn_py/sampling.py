@@ -1,10 +1,11 @@
 """Sampling from a LanguageModel, as sample.lua's ``LM:sample`` does, but fast and streaming.
 
-The algorithm is the original's (SPEC §5): reset the states; run the start text through the
-model (or start from equal scores: a uniform first token); then repeatedly pick the next
-token -- the argmax, or one draw of ``torch.multinomial`` from ``exp(scores / T)``
-normalised in double precision -- and feed it back. With a :class:`TorchGenerator` seeded
-like ``torch.manualSeed(N)`` the draws, hence the text, are the original's.
+The algorithm is the original's (docs/compatibility.md, sample): reset the states; run the
+start text through the model (or start from equal scores: a uniform first token); then
+repeatedly pick the next token -- the argmax, or one draw of ``torch.multinomial`` from
+``exp(scores / T)`` normalised in double precision -- and feed it back. With a
+:class:`TorchGenerator` seeded like ``torch.manualSeed(N)`` the draws, hence the text, are
+the original's.
 
 Fixes that do not change the defaults' results: the start text is split by the
 vocabulary's tokens (any Unicode); a temperature low enough to overflow ``exp`` falls back
@@ -25,7 +26,7 @@ import torch
 from scipy.special import expit
 
 from .errors import TorchRNNError
-from .model import to_index, to_token_id
+from .ids import to_index, to_token_id
 from .rng import TorchGenerator
 
 

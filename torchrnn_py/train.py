@@ -19,15 +19,17 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed, resume
-from .cmdline import parse_torch_options, resolve_keyword_options, run_main
+from .cmdline import (lua_number, make_printers, parse_torch_options,
+                      resolve_keyword_options, run_main)
+from .criterion import torch7_loss_value
 from .data import DataLoader
+from .device import PRECISION_HELP, choose_device, use_precision
 from .errors import TorchRNNError
+from .evaluate import evaluate_split
 from .fileio import atomic_output, check_distinct, check_output_path
 from .model import MODEL_TYPES, LanguageModel
 from .optim import TorchAdam, clamp_gradients_
 from .rng import TorchGenerator, os_seed
-from .runtime import (PRECISION_HELP, choose_device, evaluate_split, lua_number,
-                      make_printers, torch7_loss_value, use_precision)
 from .vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-train"

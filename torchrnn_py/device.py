@@ -1,18 +1,13 @@
-"""What the commands share at run time: the device, printing, and the loss as torch-rnn
-reports it.
+"""Which device a command runs on, and its CUDA arithmetic (``-gpu``, ``-gpu_backend``,
+``-precision``).
 
 ``choose_device`` turns ``-gpu``/``-gpu_backend`` into a torch.device and prints the
-original's mode line (on CUDA it also sets IEEE float32 unless ``-precision`` opts out); ``make_printers`` gives the Lua-style ``print`` the commands use;
-``torch7_loss_value`` and ``evaluate_split`` compute the losses train.lua and eval.lua print.
+original's mode line (on CUDA it also sets IEEE float32 unless ``-precision`` opts out);
+under torchrun (torchrnn_py/distributed.py) each process takes the GPU of its local rank.
 """
-import sys
-
-import numpy as np
 import torch
 
-from . import distributed
 from .errors import TorchRNNError
-from .model import to_index
 
 
 def choose_device(opt, say, warn, context=None):
@@ -85,66 +80,3 @@ def use_precision(model, precision, device, warn):
         return
     apply_cuda_precision(precision)
     model.autocast_dtype = settings["autocast"]
-
-
-def torch7_loss_value(scores, targets, context=None):
-    """The loss value torch-rnn prints: its CrossEntropyCriterion's float arithmetic.
-
-    THNN's LogSoftMax works in double per row; ClassNLLCriterion then sums the N*T
-    negative log-probabilities one by one in float32 and divides by N*T. The running
-    float32 sum moves the printed value by ~1e-6 against an exact mean, so the printed
-    losses and histories are computed this way (the gradients do not depend on it).
-    With a distributed ``context`` the rows of every process are gathered first, so the
-    value is the whole batch's, computed as one process would.
-    """
-    with torch.no_grad():
-        logp = (scores.detach().double().log_softmax(-1)
-                .gather(2, to_index(targets).unsqueeze(2)).float())      # (N, T, 1)
-        if context is not None:
-            logp = distributed.gather_rows(context, logp)
-        logp = logp.cpu().numpy().reshape(-1)
-    total = np.cumsum(-logp, dtype=np.float32)[-1]
-    return float(total / np.float32(logp.shape[0]))
-
-
-def lua_number(value):
-    """A number as Lua's print shows it (``%.14g``)."""
-    return "%.14g" % value
-
-
-def warn_on_stderr(prog):
-    """A ``warn`` callback printing ``prog: warning: ...`` on stderr."""
-    return lambda msg: print(f"{prog}: warning: {msg}", file=sys.stderr, flush=True)
-
-
-def make_printers(verbose, log=None, warn=None, prog="torchrnn"):
-    """``say(*parts)`` prints like Lua's print (parts joined by tabs) to stdout, or hands
-    the line to ``log``; ``warn(msg)`` goes to stderr or ``warn``. Silent unless verbose."""
-    def say(*parts):
-        line = "\t".join(str(p) for p in parts)
-        if log is not None:
-            log(line)
-        elif verbose:
-            print(line, flush=True)
-
-    if warn is None:
-        warn = warn_on_stderr(prog) if verbose else (lambda msg: None)
-    return say, warn
-
-
-@torch.no_grad()
-def evaluate_split(model, loader, split, device, on_batch=None):
-    """Mean loss over every batch of ``split``, in evaluation mode, from zero states
-    (train.lua's validation and eval.lua). Leaves the states reset."""
-    model.eval()
-    model.reset_states()
-    loader.reset(split)
-    total = 0.0
-    count = loader.split_sizes[split]
-    for j in range(count):
-        if on_batch is not None:
-            on_batch(j + 1, count)
-        x, y = loader.next_batch(split)
-        total += torch7_loss_value(model(x.to(device)), y.to(device))
-    model.reset_states()
-    return total / count

@@ -1,0 +1,81 @@
+"""The one table of commands (torchrnn_py/cli/__init__.py): setup.cfg's console scripts and
+``python -m torchrnn_py <command>`` come from it, it resolves its targets only when a command
+runs, and the library modules never import the command layer."""
+import ast
+import configparser
+import importlib
+import inspect
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from torchrnn_py import cli
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_setup_cfg_console_scripts_are_the_table():
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    declared = [line.strip() for line in
+                config["options.entry_points"]["console_scripts"].strip().splitlines()]
+    assert declared == cli.console_scripts()
+    assert len(cli.console_scripts()) == len(cli.COMMANDS) == 9
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_answers_help_under_its_script_name(command, capsys):
+    script, _ = cli.COMMANDS[command]
+    try:
+        status = cli.main([command, "-h"])
+    except SystemExit as stop:
+        status = stop.code
+    assert status == 0
+    assert f"sage: {script} " in capsys.readouterr().out      # usage: / Usage:
+
+
+def test_dispatcher_refuses_an_unknown_command_in_one_line(capsys):
+    assert cli.main(["trian"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("torchrnn_py: error: unknown command 'trian' (one of: preprocess, ")
+    assert cli.main([]) == 2
+    assert "commands: " + ", ".join(cli.COMMANDS) in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_table():
+    proc = subprocess.run([sys.executable, "-m", "torchrnn_py", "novel_substrings", "-h"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: torchrnn-novel-substrings")
+
+
+def test_importing_the_table_loads_no_command_and_not_torch():
+    code = ("import sys, torchrnn_py.cli, torchrnn_py.__main__\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'\n"
+            "             or m.startswith('torchrnn_py.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert proc.stdout.strip() == ("['torchrnn_py.__main__', 'torchrnn_py.cli', "
+                                   "'torchrnn_py.errors']")
+
+
+def test_the_library_imports_the_cli_only_inside_its_old_path_shims():
+    """No module of the library imports torchrnn_py.cli at import time (no import runs back
+    up); the old ``main`` of each moved command imports its cli module when called."""
+    for path in sorted((REPO / "torchrnn_py").glob("*.py")):
+        if path.name == "__main__.py":                 # above the table: it runs it
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("cli"), path.name
+                assert "cli" not in [a.name for a in node.names], path.name
+            if isinstance(node, ast.Import):
+                assert not any(".cli" in a.name for a in node.names), path.name
+    for stage in ("preprocess", "sample", "evaluate", "novel_substrings", "plot"):
+        module = importlib.import_module(f"torchrnn_py.{stage}")
+        assert f"from .cli.{stage} import main" in inspect.getsource(module.main)
+        assert cli.resolve({"evaluate": "eval"}.get(stage, stage)) is \
+            importlib.import_module(f"torchrnn_py.cli.{stage}").main

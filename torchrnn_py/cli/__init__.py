@@ -1,0 +1,49 @@
+"""The command layer: every command's ``main(argv) -> int``, one module per stage, and THE
+table of commands.
+
+:data:`COMMANDS` is the one place a command is named: ``python -m torchrnn_py <command>``
+dispatches through it, and setup.cfg's console_scripts repeat it (a test keeps them equal).
+Targets are ``"module:function"`` strings resolved only when a command runs, so importing
+this package imports no command module (and not torch).
+"""
+import importlib
+import sys
+
+# command -> (console script, "module:function"): the names people know from torch-rnn
+# and BinToUTF8.
+COMMANDS = {
+    "preprocess": ("torchrnn-preprocess", "torchrnn_py.cli.preprocess:main"),
+    "train": ("torchrnn-train", "torchrnn_py.train:main"),
+    "sample": ("torchrnn-sample", "torchrnn_py.cli.sample:main"),
+    "eval": ("torchrnn-eval", "torchrnn_py.cli.evaluate:main"),
+    "novel_substrings": ("torchrnn-novel-substrings", "torchrnn_py.cli.novel_substrings:main"),
+    "plot": ("torchrnn-plot", "torchrnn_py.cli.plot:main"),
+    "audio": ("torchrnn-audio", "torchrnn_py.audio:main"),
+    "bintoutf8": ("bintoutf8", "torchrnn_py.bintoutf8:main_encode"),
+    "utf8tobin": ("utf8tobin", "torchrnn_py.bintoutf8:main_decode"),
+}
+
+
+def console_scripts():
+    """``["script = module:function", ...]``: the console_scripts that setup.cfg declares."""
+    return [f"{script} = {target}" for script, target in COMMANDS.values()]
+
+
+def resolve(command):
+    """The ``main(argv) -> int`` of ``command`` (imported now)."""
+    module, function = COMMANDS[command][1].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def main(argv=None):
+    """``python -m torchrnn_py <command> [flags]``: run one command of the table."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("usage: python -m torchrnn_py <command> [flags]\ncommands: "
+              + ", ".join(COMMANDS) + "\n(each command takes -h for its own flags)")
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(f"torchrnn_py: error: unknown command {argv[0]!r} (one of: "
+              f"{', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    return resolve(argv[0])(argv[1:])
