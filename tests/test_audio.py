@@ -14,6 +14,7 @@ from scipy.signal import resample_poly
 
 from torchrnn_py import audio
 from torchrnn_py.bintoutf8 import BCL_ALPHABET, OFFSET_BASE
+from torchrnn_py.cmdline import UsageError
 from torchrnn_py.errors import TorchRNNError
 
 # --------------------------------------------------------------------------- references
@@ -466,6 +467,32 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     # failed runs leave nothing behind
     assert not (tmp_path / "c.wav").exists() and not (tmp_path / "x.wav").exists()
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_bintoutf8_options_are_checked_once_by_the_library(tmp_path):
+    """encode_audio/decode_audio refuse what the command line refuses, as usage errors, before
+    they read any file (the command line passes None for a flag not given)."""
+    absent = str(tmp_path / "absent.wav")
+    raw_msg = "--raw has no table, mode or unknown characters"
+    cases = [
+        (audio.encode_audio, dict(raw=True, table_path="t.bcl"),
+         f"--table is for BinToUTF8 text; {raw_msg}"),
+        (audio.encode_audio, dict(raw=True, mode="bcl"),
+         f"--mode is for BinToUTF8 text; {raw_msg}"),
+        (audio.decode_audio, dict(raw=True, mode="offset", unknown=0, table_path="t.bcl"),
+         f"--table and --mode and --unknown are for BinToUTF8 text; {raw_msg}"),
+        (audio.encode_audio, dict(mode="offset", table_path="t.bcl"),
+         "--table is for bcl mode; offset mode has no table"),
+        (audio.decode_audio, dict(mode="offset", table_path="t.bcl"),
+         "--table is for bcl mode; offset mode has no table"),
+    ]
+    for function, options, message in cases:
+        with pytest.raises(UsageError) as caught:
+            function(absent, str(tmp_path / "out"), **options)
+        assert str(caught.value) == message, (function, options)
+    assert audio.check_text_options(False) == "bcl"
+    assert audio.check_text_options(True) is None
+    assert os.listdir(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- rate bounds (issue 9)

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from torchrnn_py import bintoutf8 as b2u
+from torchrnn_py.cli.bintoutf8 import parse_unknown
+from torchrnn_py.cmdline import UsageError
 from torchrnn_py.errors import TorchRNNError
 
 ASCII_ALPHABET = "".join(chr(c) for c in range(0x23, 0x7F))
@@ -173,6 +175,42 @@ def test_table_written_where_asked(tmp_path):
     assert b2u.main_decode([str(out), str(tmp_path / "b"), "--table",
                             str(tmp_path / "t.bcl")]) == 0
     assert (tmp_path / "b").read_bytes() == b"xyz"
+
+
+def test_use_table_reads_the_table_file_in_the_library(tmp_path):
+    table = b2u.build_table(b"abc")
+    (tmp_path / "model.bcl").write_bytes(table)
+    src = tmp_path / "seed.raw"
+    src.write_bytes(b"cab")
+    result = b2u.encode_file(str(src), use_table=str(tmp_path / "model.bcl"))
+    assert result.table == table and (tmp_path / "seed.raw.txt").read_text("utf-8") == "%#$"
+    with pytest.raises(TorchRNNError, match="not both"):
+        b2u.encode_file(str(src), table=table, use_table=str(tmp_path / "model.bcl"))
+
+
+def test_offset_mode_table_is_refused_once_by_the_codec(tmp_path, capsys):
+    """The codec checks the options (a usage error) before it reads a table or the input."""
+    absent = str(tmp_path / "absent.raw")
+    with pytest.raises(UsageError, match="^--table and --use-table are for bcl mode; offset "
+                                         "mode has no table$"):
+        b2u.encode_file(absent, mode="offset", use_table=str(tmp_path / "absent.bcl"))
+    with pytest.raises(UsageError, match="^--table is for bcl mode; offset mode has no table$"):
+        b2u.decode_file(absent, mode="offset", table_path=str(tmp_path / "t.bcl"))
+    assert b2u.main_encode([absent, "--mode", "offset", "--use-table", "absent.bcl"]) == 2
+    assert capsys.readouterr().err == ("bintoutf8: error: --table and --use-table are for bcl "
+                                       "mode; offset mode has no table\n")
+    assert b2u.main_decode([absent, "--mode", "offset", "--table", "t.bcl"]) == 2
+    assert capsys.readouterr().err == ("utf8tobin: error: --table is for bcl mode; offset mode "
+                                       "has no table\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_codecs_do_not_import_the_command_layer():
+    code = ("import sys, torchrnn_py.bintoutf8, torchrnn_py.audio; "
+            "print(sorted(m for m in sys.modules if m.startswith('torchrnn_py.cli')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
 
 
 # ----------------------------------------------------------------- offset mode
@@ -361,12 +399,12 @@ def test_usage_errors(project, capsys):
 
 
 def test_parse_unknown():
-    assert b2u.parse_unknown("skip") == "skip"
-    assert b2u.parse_unknown("ERROR") == "error"
-    assert b2u.parse_unknown("128") == b2u.parse_unknown("0x80") == 128
+    assert parse_unknown("skip") == "skip"
+    assert parse_unknown("ERROR") == "error"
+    assert parse_unknown("128") == parse_unknown("0x80") == 128
     for bad in ("256", "-1", "0x", "0x100", "abc"):
         with pytest.raises(TorchRNNError):
-            b2u.parse_unknown(bad)
+            parse_unknown(bad)
 
 
 # -- inputs that are not regular files (issue 9) --------------------------------------------

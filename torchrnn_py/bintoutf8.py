@@ -2,7 +2,7 @@
 
 torch-rnn only learns text, so raw 8-bit audio (or any binary file) is turned into valid
 UTF-8, a model is trained on it, and the sampled text is turned back into bytes. Two modes,
-as in the original program (see BINTOUTF8.md):
+as in the original program (docs/compatibility.md, "bintoutf8"):
 
 * ``offset``: byte ``b`` <-> ``U+3900 + b`` (always 3 bytes of UTF-8); needs no table.
 * ``bcl`` (byte/character lookup, the default): byte values get characters first come,
@@ -23,6 +23,7 @@ File names (our choices; the C++ port does the same for a plain ``bintoutf8 IN``
 
 Files are processed in chunks (a few MB) with numpy lookups, so speed is high and memory
 bounded whatever the file size; bcl encoding reads the input twice (table, then text).
+The command lines (``bintoutf8``, ``utf8tobin``) are in torchrnn_py/cli/bintoutf8.py.
 """
 import codecs
 import os
@@ -31,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .cmdline import ArgumentParser, UsageError, run_main
+from .cmdline import UsageError
 from .errors import TorchRNNError
 from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
                      check_output_path, utf8_error)
@@ -346,22 +347,26 @@ def build_table_from_file(path, chunk_size=CHUNK_SIZE):
 
 
 def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
-                chunk_size=CHUNK_SIZE):
+                chunk_size=CHUNK_SIZE, use_table=None):
     """Encode a binary file as UTF-8 text; in bcl mode also write its ``.bcl`` table.
 
     ``out_path`` defaults to ``IN.txt``; ``table_path`` to the output with its extension
-    replaced by ``.bcl``. ``table`` (256 bytes) re-uses an existing table instead of
-    building one; it is still written to ``table_path`` so decoding finds it. Nothing is
-    replaced unless everything succeeded. Returns an :class:`EncodeResult`.
+    replaced by ``.bcl``. ``table`` (256 bytes), or the ``.bcl`` file ``use_table``, re-uses
+    an existing table instead of building one; it is still written to ``table_path`` so
+    decoding finds it. Offset mode takes no table: a UsageError. Nothing is replaced unless
+    everything succeeded. Returns an :class:`EncodeResult`.
     """
     check_mode(mode)
     _check_chunk_size(chunk_size)
+    if mode == "offset" and (table is not None or table_path or use_table):
+        raise UsageError("--table and --use-table are for bcl mode; offset mode has no table")
+    if use_table:
+        if table is not None:
+            raise TorchRNNError("give a table or a file to read it from (use_table), not both")
+        table = read_table(use_table)
     check_input_file(in_path)
     out_path = out_path or default_text_path(in_path)
-    if mode == "offset":
-        if table is not None or table_path:
-            raise TorchRNNError("offset mode uses no table (--table is for bcl mode)")
-    else:
+    if mode == "bcl":
         table_path = table_path or default_table_path(out_path)
     check_distinct(input_file=in_path, text_output=out_path, table_output=table_path)
     check_output_path(out_path, "text output")
@@ -393,17 +398,17 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
     the table comes from ``table`` (bytes), else ``table_path``, else the input with its
     extension replaced by ``.bcl`` (as :func:`encode_file` names it). UTF-8 is decoded
     incrementally, so characters split across chunks are fine, and the input may be a pipe
-    (a FIFO, ``/dev/stdin``); a device such as /dev/zero is refused.
+    (a FIFO, ``/dev/stdin``); a device such as /dev/zero is refused. Offset mode takes no
+    table: a UsageError.
     """
     check_mode(mode)
     _check_chunk_size(chunk_size)
     policy = _unknown_policy(unknown)
+    if mode == "offset" and (table is not None or table_path):
+        raise UsageError("--table is for bcl mode; offset mode has no table")
     check_input_file(in_path, pipe_ok=True)        # read once, in chunks: a pipe works
     out_path = out_path or default_decoded_path(in_path)
-    if mode == "offset":
-        if table is not None or table_path:
-            raise TorchRNNError("offset mode uses no table (--table is for bcl mode)")
-    elif table is None:
+    if mode == "bcl" and table is None:
         table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, output_file=out_path, table_file=table_path)
     check_output_path(out_path)
@@ -429,113 +434,18 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
 
 # --------------------------------------------------------------------------- commands
 
-def parse_unknown(text):
-    """``--unknown`` value: 'skip', 'error', or a byte as decimal or 0x hex."""
-    value = text.strip().lower()
-    if value in ("skip", "error"):
-        return value
-    try:
-        number = int(value[2:], 16) if value.startswith("0x") else int(value, 10)
-    except ValueError:
-        number = None
-    if number is None or not 0 <= number <= 255:
-        raise UsageError(f"invalid --unknown value {text!r}: expected skip, error, or a byte "
-                         f"0..255 (decimal or 0x hex)")
-    return number
-
-
-def _encode_parser():
-    p = ArgumentParser(
-        prog="bintoutf8",
-        description="Encode any file as UTF-8 text, one character per byte (BinToUTF8).")
-    p.add_argument("input", help="the file to encode")
-    p.add_argument("output", nargs="?",
-                   help="the text to write (default: INPUT.txt)")
-    p.add_argument("--mode", choices=MODES, default="bcl",
-                   help="bcl: ASCII first, needs the .bcl table to decode (default); "
-                        "offset: byte b -> U+3900+b, no table")
-    p.add_argument("--table", metavar="T.bcl",
-                   help="where to write the table in bcl mode (default: OUTPUT with its "
-                        "extension replaced by .bcl)")
-    p.add_argument("--use-table", metavar="T.bcl",
-                   help="bcl mode: encode with this existing table instead of building one "
-                        "(e.g. to encode a seed for a model trained on that table)")
-    return p
-
-
-def _encode_command(argv):
-    args = _encode_parser().parse_args(argv)
-    if args.mode == "offset" and (args.table or args.use_table):
-        raise UsageError("--table and --use-table are for bcl mode; offset mode has no table")
-    table = read_table(args.use_table) if args.use_table else None
-    result = encode_file(args.input, args.output, mode=args.mode, table_path=args.table,
-                         table=table)
-    out = args.output or default_text_path(args.input)
-    line = (f"{args.input}: {result.bytes_in} bytes -> {out}: {result.chars_out} characters "
-            f"({result.text_bytes} bytes of UTF-8, {args.mode} mode)")
-    if result.table_path:
-        line += f"; table {result.table_path}"
-    print(line)
-    return 0
-
-
-def _decode_parser():
-    p = ArgumentParser(
-        prog="utf8tobin",
-        description="Decode BinToUTF8 text (e.g. sampled by a model) back to bytes.")
-    p.add_argument("input", help="the UTF-8 text to decode")
-    p.add_argument("output", nargs="?",
-                   help="the file to write (default: INPUT with its extension replaced by .bin)")
-    p.add_argument("--mode", choices=MODES, default="bcl",
-                   help="the mode the text was encoded with (default: bcl)")
-    p.add_argument("--table", metavar="T.bcl",
-                   help="the table written when encoding (default: INPUT with its extension "
-                        "replaced by .bcl)")
-    p.add_argument("--unknown", type=parse_unknown, default="skip", metavar="skip|error|BYTE",
-                   help="characters not in the table (a trailing newline, a BOM): skip them "
-                        "(default), stop with an error, or write BYTE (e.g. 0x80, silence "
-                        "in unsigned 8-bit PCM)")
-    return p
-
-
-def _decode_command(argv):
-    args = _decode_parser().parse_args(argv)
-    if args.mode == "offset" and args.table:
-        raise UsageError("--table is for bcl mode; offset mode has no table")
-    out = args.output or default_decoded_path(args.input)
-    unknown = decode_file(args.input, out, mode=args.mode, table_path=args.table,
-                          unknown=args.unknown)
-    size = os.path.getsize(out)
-    if args.unknown == "skip":
-        fate = "skipped"
-    elif args.unknown == "error":
-        fate = "none allowed"
-    else:
-        fate = f"each written as byte {args.unknown} (0x{args.unknown:02X})"
-    print(f"{args.input} -> {out}: {size} bytes; {unknown} character"
-          f"{'' if unknown == 1 else 's'} not in the table ({fate})")
-    return 0
-
-
 def main_encode(argv=None):
-    """``bintoutf8 IN [OUT] [--mode bcl|offset] [--table T.bcl] [--use-table T.bcl]``."""
-    return run_main("bintoutf8", _encode_command, argv)
+    """``bintoutf8 ...``: the command line, :func:`torchrnn_py.cli.bintoutf8.main_encode`."""
+    from .cli.bintoutf8 import main_encode as cli_main  # here: the codec never imports the cli
+    return cli_main(argv)
 
 
 def main_decode(argv=None):
-    """``utf8tobin IN [OUT] [--mode bcl|offset] [--table T.bcl] [--unknown skip|error|BYTE]``."""
-    return run_main("utf8tobin", _decode_command, argv)
-
-
-def _dispatch(argv):
-    """``python -m torchrnn_py.bintoutf8 encode|decode ...``."""
-    commands = {"encode": main_encode, "decode": main_decode}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m torchrnn_py.bintoutf8 encode|decode ... (-h for help)",
-              file=sys.stderr)
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return commands[argv[0]](argv[1:])
+    """``utf8tobin ...``: the command line, :func:`torchrnn_py.cli.bintoutf8.main_decode`."""
+    from .cli.bintoutf8 import main_decode as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(_dispatch(sys.argv[1:]))
+    from .cli.bintoutf8 import dispatch
+    sys.exit(dispatch(sys.argv[1:]))
