@@ -18,9 +18,9 @@ COMMANDS = {
     "eval": ("torchrnn-eval", "torchrnn_py.cli.evaluate:main"),
     "novel_substrings": ("torchrnn-novel-substrings", "torchrnn_py.cli.novel_substrings:main"),
     "plot": ("torchrnn-plot", "torchrnn_py.cli.plot:main"),
-    "audio": ("torchrnn-audio", "torchrnn_py.audio:main"),
-    "bintoutf8": ("bintoutf8", "torchrnn_py.bintoutf8:main_encode"),
-    "utf8tobin": ("utf8tobin", "torchrnn_py.bintoutf8:main_decode"),
+    "audio": ("torchrnn-audio", "torchrnn_py.cli.audio:main"),
+    "bintoutf8": ("bintoutf8", "torchrnn_py.cli.bintoutf8:main_encode"),
+    "utf8tobin": ("utf8tobin", "torchrnn_py.cli.bintoutf8:main_decode"),
 }
 
 
