@@ -14,7 +14,7 @@ import stat
 import tempfile
 import time
 
-from .errors import TorchRNNError
+from ..errors import TorchRNNError
 
 
 def describe_os_error(path, err):

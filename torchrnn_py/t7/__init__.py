@@ -71,8 +71,8 @@ import types
 import numpy as np
 import torch
 
-from .errors import TorchRNNError
-from .fileio import atomic_output, check_input_file, describe_os_error
+from ..errors import TorchRNNError
+from ..fileio import atomic_output, check_input_file, describe_os_error
 
 __all__ = [
     "T7FormatError", "TorchObject", "Storage", "LuaFunction",
