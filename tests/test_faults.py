@@ -2,7 +2,7 @@
 checkpoint intact (and no temporary files); a full disk is one clear error, never a corrupt
 file; the same for preprocess and bintoutf8 outputs.
 
-Faults are injected into the ``os`` functions that :mod:`torchrnn_py.fileio` uses
+Faults are injected into the ``os`` functions that :mod:`torchrnn_py.fileio.outputs` uses
 (the temporary file's writes, ``fsync``, ``chmod``, ``replace``), so every step of
 ``atomic_output`` is hit, for the checkpoint's JSON and for its ``.t7``. A real crash
 (the process killed in the middle of a write) is simulated in a child process.
@@ -144,11 +144,11 @@ def _after(existing, target, where):
 
 def _save_with_fault(existing, monkeypatch, target, op, where, fault):
     injector = FaultyOs(target, op, fault, _after(existing, target, where))
-    monkeypatch.setattr(fileio, "os", injector)
+    monkeypatch.setattr(fileio.outputs, "os", injector)
     try:
         ckpt.save_checkpoint(str(existing["t7"]), existing["new"])
     finally:
-        monkeypatch.setattr(fileio, "os", os)
+        monkeypatch.setattr(fileio.outputs, "os", os)
     return injector
 
 
@@ -195,10 +195,10 @@ def test_injector_hits_every_point(existing, monkeypatch):
     tests above vacuous), and without faults the overwrite goes through."""
     for target, op, where in _points():
         injector = FaultyOs(target, op, enospc, _after(existing, target, where))
-        monkeypatch.setattr(fileio, "os", injector)
+        monkeypatch.setattr(fileio.outputs, "os", injector)
         with contextlib.suppress(TorchRNNError):
             ckpt.save_checkpoint(str(existing["t7"]), existing["new"])
-        monkeypatch.setattr(fileio, "os", os)
+        monkeypatch.setattr(fileio.outputs, "os", os)
         assert injector.fired, (target, op, where)
         ckpt.save_checkpoint(str(existing["t7"]), dict(existing["new"], i=100))   # reset
     ckpt.save_checkpoint(str(existing["t7"]), existing["new"])
@@ -223,7 +223,7 @@ _KILL_SCRIPT = textwrap.dedent("""
         if pid == 0:                     # the child dies in the middle of the write
             def die():
                 os._exit(9)
-            fileio.os = FaultyOs(target, op, die, int(after))
+            fileio.outputs.os = FaultyOs(target, op, die, int(after))
             ckpt.save_checkpoint(os.path.join(directory, "cp.t7"), new)
             os._exit(0)                  # the fault never fired
         _, status = os.waitpid(pid, 0)
@@ -300,9 +300,9 @@ def test_full_disk_during_training_is_one_line(tiny_h5, tmp_path, monkeypatch, t
             "-num_layers", "1", "-max_epochs", "1", "-gpu", "-1", "-seed", "1",
             "-checkpoint_every", "3", "-checkpoint_name", str(cv / "cp")]
     injector = FaultyOs(target, "write", enospc, 100)
-    monkeypatch.setattr(fileio, "os", injector)
+    monkeypatch.setattr(fileio.outputs, "os", injector)
     rc, out, err = _run(train_mod.main, argv)
-    monkeypatch.setattr(fileio, "os", os)
+    monkeypatch.setattr(fileio.outputs, "os", os)
     assert injector.fired and rc == 1
     assert err.splitlines() == [f"wrote {cv / 'cp_3'}.t7", f"wrote {cv / 'cp_3'}.json",
                                 f"torchrnn-train: error: {cv / target}: cannot write "
@@ -329,13 +329,13 @@ def test_full_disk_in_preprocess_keeps_old_outputs(tmp_path, monkeypatch, where)
     assert _run(preprocess.main, _preprocess_argv(tmp_path, "hello world\n" * 50))[0] == 0
     old_h5, old_json = (tmp_path / "out.h5").read_bytes(), (tmp_path / "out.json").read_bytes()
     if where == "json":
-        monkeypatch.setattr(fileio, "os", FaultyOs("out.json", "write", enospc, 10))
+        monkeypatch.setattr(fileio.outputs, "os", FaultyOs("out.json", "write", enospc, 10))
     else:
         def full_disk(*args, **kwargs):       # what h5py raises when its write fails
             raise enospc()
         monkeypatch.setattr(preprocess, "_write_ids", full_disk)
     rc, out, err = _run(preprocess.main, _preprocess_argv(tmp_path, "other text, new vocab\n"))
-    monkeypatch.setattr(fileio, "os", os)
+    monkeypatch.setattr(fileio.outputs, "os", os)
     assert rc == 1
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("torchrnn-preprocess: error: "), err
@@ -365,9 +365,9 @@ def test_full_disk_in_bintoutf8_keeps_old_outputs(tmp_path, monkeypatch):
     old_text, old_table = text.read_bytes(), table.read_bytes()
     raw.write_bytes(bytes(range(255, -1, -1)) * 40)          # a new table, a new text
     injector = FaultyOs("voice.raw.txt", "write", enospc, 5000)
-    monkeypatch.setattr(fileio, "os", injector)
+    monkeypatch.setattr(fileio.outputs, "os", injector)
     rc, out, err = _run(bintoutf8.main_encode, [str(raw)])
-    monkeypatch.setattr(fileio, "os", os)
+    monkeypatch.setattr(fileio.outputs, "os", os)
     assert injector.fired and rc == 1
     lines = err.splitlines()
     assert len(lines) == 1 and str(text) in lines[0] and ENOSPC_TEXT in lines[0], err

@@ -496,6 +496,28 @@ def test_class_names_and_payloads():
     assert thing.class_name == "my.Thing" and thing.fields == {"k": 2.0}
     opaque = torch_header(1, b"tds.Hash") + i32(7) + b"\0" * 32
     assert "<tds.Hash>" in _error(opaque)
+    too_big = torch_header(1, b"nn.Foo", version=b"V 0x1p99999") + lua_table(2, [])
+    message = _error(too_big)          # a version beyond float range: a class name, refused
+    assert "expected a class name, found 'V 0x1p99999'" in message, message
+
+
+def test_reader_bugs_are_not_reported_as_malformed_files(monkeypatch):
+    """Only what a hostile file can cause is turned into an error about the file: an
+    exception from a bug in the reader escapes as itself; running out of memory is one
+    TorchRNNError that does not blame the file."""
+    def broken(self, dtype, n, what):
+        raise IndexError("a bug in the reader")
+    monkeypatch.setattr(t7._BinarySource, "array", broken)
+    with pytest.raises(IndexError, match="a bug in the reader"):
+        loads_t7(RNN_159.read_bytes())
+
+    def exhausted(self, dtype, n, what):
+        raise MemoryError
+    monkeypatch.setattr(t7._BinarySource, "array", exhausted)
+    with pytest.raises(TorchRNNError) as info:
+        loads_t7(RNN_159.read_bytes(), name="cp.t7")
+    assert not isinstance(info.value, T7FormatError)
+    assert str(info.value) == "cp.t7: not enough memory to read this Torch7 file"
 
 
 def test_tensors_must_fit_their_storage():

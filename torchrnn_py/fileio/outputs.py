@@ -1,121 +1,17 @@
-"""Small file helpers shared by every stage: clear input errors and atomic outputs.
-
-Inputs read whole must be regular files (or symlinks to one): a device or a FIFO is refused
-before it is opened (opening a FIFO blocks; /dev/zero never ends). Outputs go through
-:class:`OutputGroup`; see it for devices, FIFOs, symlinks, permissions and stale temp files.
-"""
+"""Outputs: whether a path can be written and how (replaced atomically, or written through
+when it is a device, a FIFO or a /proc link), and :class:`OutputGroup` with the
+:func:`atomic_outputs` / :func:`atomic_output` / :func:`atomic_path` context managers, so that a
+failed write (a full disk, Ctrl-C) leaves every path as it was."""
 import contextlib
 import errno
-import json
 import os
-import re
 import shutil
 import stat
 import tempfile
-import time
 
-from .errors import TorchRNNError
-
-
-def describe_os_error(path, err):
-    """One line saying what went wrong with ``path``, from an OSError."""
-    reason = err.strerror or str(err)
-    return f"{path}: {reason}"
-
-
-def check_input_file(path, what="input file", pipe_ok=False):
-    """Raise TorchRNNError unless ``path`` is a readable regular file (symlinks followed);
-    checked with ``os.stat`` so that a FIFO is refused without blocking in ``open``.
-    ``pipe_ok`` also accepts a FIFO or pipe (``/dev/stdin``, ``<(...)``), for readers that
-    stream their input in one pass."""
-    if not path:
-        raise TorchRNNError(f"no {what} given")
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise TorchRNNError(f"{path}: {what} not found") from None
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise TorchRNNError(f"{path}: expected a {what}, found a directory")
-    if not (stat.S_ISREG(st.st_mode) or (pipe_ok and stat.S_ISFIFO(st.st_mode))):
-        expected = "a regular file or a pipe" if pipe_ok else "a regular file"
-        raise TorchRNNError(f"{path}: expected {expected} ({_article(what)} {what}), "
-                            f"found {file_kind(st.st_mode)}")
-    if not os.access(path, os.R_OK):
-        raise TorchRNNError(f"{path}: {what} is not readable (permission denied)")
-
-
-def file_kind(mode):
-    """What an ``st_mode`` is, in words: 'a character device', 'a FIFO (named pipe)', ..."""
-    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "a special file"
-
-
-def _article(noun):
-    return "an" if noun[:1].lower() in "aeiou" or noun.startswith(("HDF5", "MP3")) else "a"
-
-
-def read_input_bytes(path, what="input file"):
-    """The whole content of a (small) input file, or one clear error naming it."""
-    check_input_file(path, what)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _unique_keys(pairs):
-    """object_pairs_hook: a JSON object as a dict, refusing a key given twice (json keeps
-    the last silently, which would hide a damaged vocabulary)."""
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
-def parse_json(raw, message):
-    """Parse ``raw`` (bytes) as strict UTF-8 JSON; every failure is one TorchRNNError whose
-    text is ``message(kind, reason)`` (kind: 'utf-8' or 'json')."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise TorchRNNError(message("utf-8", f"bad byte at offset {err.start}")) from None
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as err:
-        reason = f"{err.msg} at line {err.lineno} column {err.colno}"
-    except _DuplicateKey as err:
-        key = repr(err.args[0])
-        reason = f"the key {key if len(key) <= 60 else key[:57] + '...'} appears twice in one object"
-    except RecursionError:
-        reason = "nested too deeply to be read"
-    except ValueError as err:            # e.g. an integer of more than 4300 digits
-        reason = "a number has too many digits" if "digits" in str(err) else str(err)
-    raise TorchRNNError(message("json", reason))
-
-
-def utf8_error(err, source=None, offset=None, hint=""):
-    """One line for bytes that are not UTF-8: where (``source`` and the byte ``offset``,
-    default the error's own), which bytes, and why; ``hint`` is appended."""
-    where = f"{source}: " if source else ""
-    offset = err.start if offset is None else offset
-    bad = err.object[err.start:min(err.end, err.start + 8)].hex(" ")
-    return TorchRNNError(f"{where}not valid UTF-8 at byte offset {offset} "
-                         f"(bytes {bad}: {err.reason}){hint}")
+from ..errors import TorchRNNError
+from .inputs import file_kind
+from .temps import remove_stale_temps
 
 
 def check_distinct(**paths):
@@ -210,66 +106,6 @@ def _writes_through(path, what, target, st):
         return False
     raise TorchRNNError(f"{path}: cannot write {what}: expected a regular file, a new file "
                         f"name, a character device or a FIFO, found {file_kind(st.st_mode)}")
-
-
-#: A temporary file of ours whose writer's PID is gone is removed once it is this old.
-STALE_TEMP_SECONDS = 300
-#: Any temporary file of ours untouched this long is removed (its PID may be reused).
-ABANDONED_TEMP_SECONDS = 24 * 3600
-
-
-def _temp_pattern(name):
-    """Our temporary files for output ``name``: ``.<name>.<pid>-<8 chars>.tmp`` (and the
-    ``.old.tmp`` backups of a group commit); group 1 is the writer's PID, absent in the
-    names of versions before the PID was added (``.<name>.<8 chars>.tmp``)."""
-    return re.compile(r"\." + re.escape(name) + r"\.(?:(\d+)-)?[a-z0-9_]{8}(?:\.old)?\.tmp\Z")
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:         # alive, someone else's
-        return True
-    except (OverflowError, ValueError, OSError):
-        return False
-    return True
-
-
-def remove_stale_temps(directory, name, now=None):
-    """Remove the temporary files a killed writer of ``name`` left in ``directory``.
-
-    Only names of exactly our pattern (see :func:`_temp_pattern`) are touched, and only
-    stale ones: the PID in the name is no live process here and the file has not been
-    modified for ``STALE_TEMP_SECONDS`` (the age guards a writer in another PID namespace
-    or host sharing the directory, which keeps touching its file), or, whatever the PID
-    (it may have been reused after a reboot; old names have none), the file has not been
-    modified for ``ABANDONED_TEMP_SECONDS``. Returns the names removed."""
-    pattern, now = _temp_pattern(name), time.time() if now is None else now
-    removed = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if not match:
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        age = now - st.st_mtime
-        pid = match.group(1)
-        dead = pid is not None and int(pid) != os.getpid() and not _pid_alive(int(pid))
-        if stat.S_ISREG(st.st_mode) and ((dead and age > STALE_TEMP_SECONDS)
-                                         or age > ABANDONED_TEMP_SECONDS):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(entry.name)
-    return removed
-
 
 class _Entry:
     """One output of a group: the user's ``path``, the ``target`` renamed over (None when

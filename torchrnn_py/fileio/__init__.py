@@ -1,0 +1,18 @@
+"""Small file helpers shared by every stage: clear input errors and atomic outputs.
+
+Inputs read whole must be regular files (or symlinks to one): a device or a FIFO is refused
+before it is opened (opening a FIFO blocks; /dev/zero never ends). Outputs go through
+:class:`OutputGroup`; see it for devices, FIFOs, symlinks, permissions and stale temp files.
+
+Modules: :mod:`.inputs` (input checks and reads, JSON, error texts), :mod:`.outputs`
+(output checks, :class:`OutputGroup` and the atomic outputs), :mod:`.temps` (stale temporary
+files); every name below is re-exported here, so ``from torchrnn_py.fileio import ...`` is the
+way in.
+"""
+from .inputs import (_article, _DuplicateKey, _unique_keys, check_input_file, describe_os_error,
+                     file_kind, parse_json, read_input_bytes, utf8_error)
+from .outputs import (_Entry, _finish, _keep_permissions, _remove_quietly, _resolve_output,
+                      _same_file, _writes_through, OutputGroup, atomic_output, atomic_outputs,
+                      atomic_path, check_distinct, check_output_path)
+from .temps import (ABANDONED_TEMP_SECONDS, STALE_TEMP_SECONDS, _pid_alive, _temp_pattern,
+                    remove_stale_temps)
