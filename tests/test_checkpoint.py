@@ -585,7 +585,7 @@ def no_model_built(monkeypatch):
         built.append(args)
         return LanguageModel(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt, "LanguageModel", spy)
+    monkeypatch.setattr(ckpt.torch7_graph, "LanguageModel", spy)
     return built
 
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed, resume
+from . import distributed
 from .cmdline import parse_torch_options, resolve_keyword_options, run_main
 from .data import DataLoader
 from .errors import TorchRNNError
@@ -167,10 +167,10 @@ def _notice_printer(verbose, warn):
 def _resumed_options(checkpoint, source, options):
     """The options of a resumed run: the checkpoint's, checked, overridden by those given
     now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint."""
-    if resume.RESUME_KEY not in checkpoint:
+    if checkpoint.resume is None:
         raise TorchRNNError(f"{source}: has no resume state (it was not written by "
                             f"torchrnn_py's train); use -init_from to start from its model")
-    saved = checkpoint.get("opt")
+    saved = checkpoint.opt
     merged = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items()
               if k in DEFAULTS and k not in OUTPUT_OPTIONS}
     for name, value in merged.items():
@@ -198,9 +198,9 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
     start_i = _start_iteration(opt, checkpoint)
     token_map = None
     if source:
-        token_map = model_token_map(vocab, checkpoint["model"].vocab, opt["input_json"], source)
+        token_map = model_token_map(vocab, checkpoint.model.vocab, opt["input_json"], source)
         if token_map is not None:
-            warn(token_map_message(token_map, checkpoint["model"].vocab_size))
+            warn(token_map_message(token_map, checkpoint.model.vocab_size))
     loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
                         vocab_size=len(vocab), log=say, token_map=token_map)
     train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
@@ -214,7 +214,7 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
 
     if checkpoint is not None:
         say("Resuming from " if opt["resume_from"] else "Initializing from ", source)
-        model = checkpoint["model"]
+        model = checkpoint.model
     else:
         model = _new_model(opt, vocab, train_rows, generator)
     try:
@@ -238,7 +238,7 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
     history = {key: [] for key in ckpt.HISTORY_KEYS}
     elapsed_before = 0.0
     if opt["resume_from"]:
-        history = resume.saved_histories(checkpoint, opt["resume_from"])
+        history = checkpoint.histories(opt["resume_from"])
         learning_rate, elapsed_before = _restore(opt, checkpoint, model, optimizer, loader,
                                                  generator, native, rows, context, device,
                                                  warn)
@@ -265,12 +265,11 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
         natives = distributed.gather_objects(
             context, native.get_state() if native is not None else None)
         if context.is_main:
-            extra = resume.capture(model, optimizer, loader, learning_rate, generator, natives,
-                                   layer_states, time.perf_counter() - started)
-            checkpoint = dict(history, opt=opt, i=at, model=model)
-            checkpoint[resume.RESUME_KEY] = extra
+            state = ckpt.ResumeState.capture(model, optimizer, loader, learning_rate,
+                                             generator, natives, layer_states,
+                                             time.perf_counter() - started)
             path = "%s_%d.t7" % (opt["checkpoint_name"], at)
-            ckpt.save_checkpoint(path, checkpoint)
+            ckpt.Checkpoint(model, opt=opt, i=at, resume=state, **history).save(path)
             notice(f"wrote {path}")
             notice(f"wrote {os.path.splitext(path)[0]}.json")
             return path
@@ -358,7 +357,7 @@ def _start_iteration(opt, checkpoint):
     if checkpoint is None or (opt["init_from"] and opt["reset_iterations"] != 0):
         return 0
     source = opt["resume_from"] or opt["init_from"]
-    i = checkpoint.get("i", 0) if opt["init_from"] else checkpoint.get("i")
+    i = 0 if opt["init_from"] and checkpoint.i is None else checkpoint.i
     if isinstance(i, bool) or not isinstance(i, (int, float)) or not math.isfinite(i) \
             or i < 0 or int(i) != i:
         raise TorchRNNError(f"{source}: its iteration count i should be a whole number >= 0, "
@@ -369,9 +368,10 @@ def _start_iteration(opt, checkpoint):
 def _restore(opt, checkpoint, model, optimizer, loader, generator, native, rows, context,
              device, warn):
     """Put back what ``-resume_from`` continues; returns (learning rate, elapsed seconds)."""
-    learning_rate, states, natives, elapsed = resume.restore(
-        checkpoint[resume.RESUME_KEY], opt["resume_from"], model, optimizer, loader,
-        generator)
+    restored = checkpoint.resume.restore(opt["resume_from"], model, optimizer, loader,
+                                         generator)
+    learning_rate, states = restored.learning_rate, restored.layer_states
+    natives, elapsed = restored.native_states, restored.elapsed
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
     for rnn, state in zip(model.rnns, states):
