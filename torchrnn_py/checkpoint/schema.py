@@ -4,8 +4,8 @@ train.lua saves one Lua table to ``<name>_<i>.t7``: ``model`` (an ``nn.LanguageM
 ``opt``, ``i`` and the loss histories, and the same table without ``model`` to
 ``<name>_<i>.json`` (docs/compatibility.md, checkpoints). This package adds one field,
 the resume state, which goes to the ``.t7`` only. :class:`Checkpoint` is that table; it
-also reads as a mapping of the file's field names, as :func:`load_checkpoint` returned
-before it existed.
+also reads and writes as a mapping of the file's field names (``checkpoint["i"]``), as the
+dict :func:`load_checkpoint` returned before it existed.
 """
 import collections.abc
 import dataclasses
@@ -37,7 +37,7 @@ def in_json(field):
 
 
 @dataclasses.dataclass(eq=False)
-class Checkpoint(collections.abc.Mapping):
+class Checkpoint(collections.abc.MutableMapping):
     """A torch-rnn checkpoint. Fields a file does not have are None; ``extra`` keeps any
     other top-level field of a file as read; ``order`` the file's order of fields (empty:
     train's order), so that a checkpoint read and saved again keeps its layout."""
@@ -83,6 +83,24 @@ class Checkpoint(collections.abc.Mapping):
         if key in TRAIN_FIELDS and getattr(self, key) is not None:
             return getattr(self, key)
         return self.extra[key]
+
+    def __setitem__(self, key, value):
+        if key == "model" or key in TRAIN_FIELDS:
+            setattr(self, key, value)
+        elif key == RESUME_FIELD:
+            self.resume = value if isinstance(value, ResumeState) else ResumeState(value)
+        else:
+            self.extra[key] = value
+
+    def __delitem__(self, key):
+        if key == "model" or key not in self:
+            raise KeyError(key)
+        if key == RESUME_FIELD:
+            self.resume = None
+        elif key in TRAIN_FIELDS:
+            setattr(self, key, None)
+        else:
+            del self.extra[key]
 
     def __iter__(self):
         return iter(self._present())
