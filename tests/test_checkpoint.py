@@ -585,7 +585,7 @@ def no_model_built(monkeypatch):
         built.append(args)
         return LanguageModel(*args, **kwargs)
 
-    monkeypatch.setattr(ckpt, "LanguageModel", spy)
+    monkeypatch.setattr(ckpt.torch7_graph, "LanguageModel", spy)
     return built
 
 
@@ -699,3 +699,26 @@ def test_dropout_zero_in_the_first_layer_only_loads(tmp_path):
         next(m for m in _modules(lm) if m.class_name == "nn.Dropout").fields["p"] = 0.0
     model = ckpt.load_checkpoint(_hostile_file(tmp_path, first_zero))["model"]
     assert [d.p for d in model.dropouts] == [0.0, 0.3]
+
+
+def test_checkpoint_object_round_trips_byte_for_byte(tmp_path):
+    """A Checkpoint read and saved again writes the same bytes (.t7 and .json), keeps train's
+    field order, and keeps the resume state out of the JSON."""
+    model = _model("lstm", batchnorm=1, dropout=0.3)
+    first = ckpt.Checkpoint(model, **{k: v for k, v in _checkpoint(model).items()
+                                      if k != "model"},
+                            resume=ckpt.ResumeState({"version": 1, "elapsed": 2.5}))
+    first.save(str(tmp_path / "a.t7"))
+    loaded = ckpt.load_checkpoint(tmp_path / "a.t7")
+    assert list(loaded)[:7] == list(ckpt.HISTORY_KEYS) + ["opt", "i"]
+    assert loaded.i == 7 and loaded.resume.table["elapsed"] == 2.5
+    loaded.save(str(tmp_path / "b.t7"))
+    for ext in ("t7", "json"):
+        assert (tmp_path / f"a.{ext}").read_bytes() == (tmp_path / f"b.{ext}").read_bytes()
+    assert ckpt.RESUME_FIELD not in json.loads((tmp_path / "a.json").read_text())
+
+
+def test_model_built_without_init_draws_nothing():
+    gen, fresh = TorchGenerator(3), TorchGenerator(3)
+    LanguageModel(Vocab(TOKENS), "lstm", 4, 6, 1, generator=gen, init=False)
+    assert gen.uniform(5).tolist() == fresh.uniform(5).tolist()     # nothing was drawn

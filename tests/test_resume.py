@@ -17,7 +17,6 @@ import torchfile
 
 from conftest import GOLDEN, make_tiny_h5
 from torchrnn_py import checkpoint as ckpt
-from torchrnn_py import resume
 from torchrnn_py import train as train_mod
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.t7 import read_t7
@@ -67,12 +66,12 @@ def assert_same_run(a, b):
 
 def assert_same_resume_state(path_a, path_b):
     """The final checkpoints agree on learning rate, Adam moments and steps, cursors, RNG."""
-    a = ckpt.load_checkpoint(path_a)[resume.RESUME_KEY]
-    b = ckpt.load_checkpoint(path_b)[resume.RESUME_KEY]
+    a = ckpt.load_checkpoint(path_a).resume.table
+    b = ckpt.load_checkpoint(path_b).resume.table
     assert a["learning_rate"] == b["learning_rate"]
     assert a["data_cursor"] == b["data_cursor"]
     assert len(a["adam"]) == len(b["adam"])
-    for ma, mb in zip(resume._as_list(a["adam"]), resume._as_list(b["adam"])):
+    for ma, mb in zip(_as_list(a["adam"]), _as_list(b["adam"])):
         assert (ma or {}).get("step") == (mb or {}).get("step")
         if ma:
             assert torch.equal(ma["m"], mb["m"]) and torch.equal(ma["v"], mb["v"])
@@ -99,7 +98,7 @@ def test_resume_equals_uninterrupted(case, tiny, tmp_path):
     # the decays after the resume point happened: 2e-3 halved at 7, 14 and 21
     assert_same_resume_state(tmp_path / "full" / "cp_21.t7", tmp_path / "resumed" / "cp_21.t7")
     final = ckpt.load_checkpoint(tmp_path / "resumed" / "cp_21.t7")
-    assert final[resume.RESUME_KEY]["learning_rate"] == 2e-3 * 0.5 ** 3
+    assert final.resume.table["learning_rate"] == 2e-3 * 0.5 ** 3
     # the resumed run wrote the checkpoints after 5, with the whole history in each
     assert sorted(p.name for p in (tmp_path / "resumed").glob("*.t7")) == \
         ["cp_10.t7", "cp_15.t7", "cp_20.t7", "cp_21.t7"]
@@ -144,7 +143,7 @@ def test_interrupted_mid_epoch_resumes_exactly(case, tiny, tmp_path):
                         **options(tiny, cp, **CASES[case]))
     assert sorted(p.name for p in cp.parent.glob("*.t7")) == ["cp_5.t7", "cp_9.t7"]
     saved = ckpt.load_checkpoint(tmp_path / "run" / "cp_9.t7")
-    states = resume._as_list(saved[resume.RESUME_KEY]["rnn_states"])
+    states = _as_list(saved.resume.table["rnn_states"])
     assert len(states) == 2 and all(s and s["h"].shape == (2, 8) for s in states)
     resumed = train_mod.train(resume_from=str(tmp_path / "run" / "cp_9.t7"),
                               checkpoint_name=str(tmp_path / "resumed" / "cp"))
@@ -276,7 +275,7 @@ def test_original_visible_structure_is_untouched(tiny, tmp_path):
                         **options(tiny, cp, seed=1, dropout=0.3, batchnorm=1))
     golden_t7 = read_t7(GOLDEN / "checkpoints" / "lstm_small_cp_159.t7")
     ours = read_t7(tmp_path / "run" / "cp_3.t7")
-    assert set(ours) == set(golden_t7) | {resume.RESUME_KEY}
+    assert set(ours) == set(golden_t7) | {ckpt.RESUME_FIELD}
     assert ours["model"].class_name == golden_t7["model"].class_name == "nn.LanguageModel"
     # an independent reader (what Torch7 would see) loads it, resume state and all
     loaded = torchfile.load(str(tmp_path / "run" / "cp_3.t7"))
@@ -318,7 +317,7 @@ def _damaged(resumable, tmp_path, change):
 
 
 def _set_state(table, layer, key, value):
-    table[resume.RESUME_KEY]["rnn_states"][layer][key] = value
+    table[ckpt.RESUME_FIELD]["rnn_states"][layer][key] = value
 
 
 DAMAGES = {
@@ -331,19 +330,19 @@ DAMAGES = {
     "state_wrong_rows": (lambda t: _set_state(t, 1, "h", torch.zeros(3, 8)), "shape (3, 8)"),
     "state_wrong_width": (lambda t: _set_state(t, 2, "c", torch.zeros(2, 5)), "shape (2, 5)"),
     "state_nan": (lambda t: _set_state(t, 1, "h", torch.full((2, 8), float("nan"))), "NaN"),
-    "state_missing_c": (lambda t: t[resume.RESUME_KEY]["rnn_states"][1].pop("c"), "h and c"),
+    "state_missing_c": (lambda t: t[ckpt.RESUME_FIELD]["rnn_states"][1].pop("c"), "h and c"),
     "state_a_string": (lambda t: _set_state(t, 1, "h", "zeros"), "float tensor"),
-    "resume_lr_inf": (lambda t: t[resume.RESUME_KEY].__setitem__("learning_rate",
+    "resume_lr_inf": (lambda t: t[ckpt.RESUME_FIELD].__setitem__("learning_rate",
                                                                  float("inf")), "learning rate"),
-    "adam_nan": (lambda t: t[resume.RESUME_KEY]["adam"][1]["m"].fill_(float("nan")),
+    "adam_nan": (lambda t: t[ckpt.RESUME_FIELD]["adam"][1]["m"].fill_(float("nan")),
                  "moment m of parameter 1"),
-    "adam_step_nan": (lambda t: t[resume.RESUME_KEY]["adam"][1].__setitem__("step",
+    "adam_step_nan": (lambda t: t[ckpt.RESUME_FIELD]["adam"][1].__setitem__("step",
                                                                       float("nan")), "step"),
-    "cursor_nan": (lambda t: t[resume.RESUME_KEY]["data_cursor"].__setitem__("train",
+    "cursor_nan": (lambda t: t[ckpt.RESUME_FIELD]["data_cursor"].__setitem__("train",
                                                                        float("nan")), "cursor"),
     "history_string": (lambda t: t["train_loss_history"].__setitem__(1, "x"),
                        "train_loss_history"),
-    "elapsed_nan": (lambda t: t[resume.RESUME_KEY].__setitem__("elapsed", float("nan")),
+    "elapsed_nan": (lambda t: t[ckpt.RESUME_FIELD].__setitem__("elapsed", float("nan")),
                     "elapsed"),
 }
 
@@ -402,3 +401,8 @@ def test_resume_with_a_renumbered_vocabulary_maps_it(resumable, tiny, tmp_path):
                              checkpoint_name=str(tmp_path / "b" / "cp"))
     assert_same_run(plain, mapped)
     assert notes[0].startswith("the data's 62 tokens are mapped to the model's vocabulary")
+
+
+def _as_list(value):
+    """A Lua array read back (a table with keys 1..n) or a list, as a list."""
+    return [value[k] for k in sorted(value)] if isinstance(value, dict) else list(value)

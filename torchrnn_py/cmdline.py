@@ -13,6 +13,7 @@ and the commands share; ``lua_number`` formats a number as Lua's print does.
 """
 import argparse
 import contextlib
+import dataclasses
 import difflib
 import math
 import numbers
@@ -168,6 +169,16 @@ def resolve_keyword_options(options, defaults):
     opt = dict(defaults)
     opt.update(options)
     return opt
+
+
+def options_class(class_name, options):
+    """A dataclass with one field per ``(name, default, help)`` of ``options``, in their
+    order, so that a command's code reads ``opt.rnn_size`` (a typo is an AttributeError
+    at once, not a KeyError later); ``as_dict()`` gives the options as a dict in that order."""
+    fields = [(name, type(default), dataclasses.field(default=default))
+              for name, default, _ in options]
+    return dataclasses.make_dataclass(
+        class_name, fields, namespace={"as_dict": lambda self: dict(vars(self))})
 
 
 def format_torch_help(options, prog):

@@ -48,9 +48,9 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
     say, warn = make_printers(verbose, log, warn, PROG)
     device = choose_device(opt, say, warn)
     checkpoint = load_checkpoint(opt["checkpoint"])
-    model = checkpoint["model"].to(device)
+    model = checkpoint.model.to(device)
     use_precision(model, opt["precision"], device, warn)
-    saved = checkpoint.get("opt")
+    saved = checkpoint.opt
     if not isinstance(saved, dict):
         saved = {}
     input_h5 = opt["input_h5"] or saved.get("input_h5")

@@ -30,10 +30,11 @@ class LanguageModel(nn.Module):
     ``idx_to_token`` is a 1-based mapping (dict ``{1: 'a', ...}``) or a :class:`Vocab`.
     ``generator``: the :class:`TorchGenerator` that draws the initial weights in
     Torch7's order (seeded runs reproduce the original); a fresh OS-seeded one if None.
+    ``init=False`` skips that draw, for a model whose weights are about to be loaded.
     """
 
     def __init__(self, idx_to_token, model_type="lstm", wordvec_size=64, rnn_size=128,
-                 num_layers=2, dropout=0.0, batchnorm=0, generator=None):
+                 num_layers=2, dropout=0.0, batchnorm=0, generator=None, *, init=True):
         super().__init__()
         if model_type not in MODEL_TYPES:
             raise ValueError(f"model_type must be 'lstm' or 'rnn', got {model_type!r}")
@@ -65,7 +66,8 @@ class LanguageModel(nn.Module):
             if self.dropout > 0:
                 self.dropouts.append(Dropout(self.dropout))
         self.linear = nn.Linear(H, V)
-        self.reset_parameters(generator)
+        if init:
+            self.reset_parameters(generator)
 
     # -- vocabulary ---------------------------------------------------------------------
     @property
@@ -121,6 +123,20 @@ class LanguageModel(nn.Module):
         """Make the next pass start every recurrent layer from zeros (``resetStates``)."""
         for rnn in self.rnns:
             rnn.reset_states()
+
+    def get_states(self):
+        """Each recurrent layer's remembered state: a list of ``(h, c)`` (LSTM) or
+        ``(h,)`` tuples of ``(N, H)`` tensors, None for a layer that starts from zeros."""
+        return [rnn.state for rnn in self.rnns]
+
+    def set_states(self, states):
+        """Make the next pass start each layer from ``states`` (as :meth:`get_states`
+        returns them; None = zeros)."""
+        states = list(states)
+        if len(states) != len(self.rnns):
+            raise ValueError(f"expected {len(self.rnns)} layer states, got {len(states)}")
+        for rnn, state in zip(self.rnns, states):
+            rnn.state = state
 
     # -precision bf16/fp16 on CUDA (device.use_precision): the forward pass's autocast dtype
     autocast_dtype = None

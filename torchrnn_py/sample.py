@@ -78,7 +78,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     seeding_say, _ = make_printers(opt["verbose"] > 0,
                                    log if opt["verbose"] > 0 else None, warn, PROG)
     checkpoint = load_checkpoint(opt["checkpoint"])
-    model = checkpoint["model"]
+    model = checkpoint.model
     try:                                  # before any output is opened (-stream truncates)
         check_finite_model(model)
     except NonFiniteScores as err:

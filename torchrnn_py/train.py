@@ -18,9 +18,8 @@ import time
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed, resume
-from .cmdline import (lua_number, make_printers, parse_torch_options,
-                      resolve_keyword_options, run_main)
+from . import distributed
+from .cmdline import lua_number, make_printers, options_class, resolve_keyword_options
 from .criterion import torch7_loss_value
 from .data import DataLoader
 from .device import PRECISION_HELP, choose_device, use_precision
@@ -66,6 +65,8 @@ OPTIONS = [
     ("precision", "fp32", PRECISION_HELP),
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
+#: The options of a run, typed: ``opt.rnn_size``; ``opt.as_dict()`` is the saved ``opt``.
+TrainOptions = options_class("TrainOptions", OPTIONS)
 
 
 # Options that must be whole numbers of at least 1; every other numeric option must at
@@ -103,18 +104,19 @@ def option_problem(name, value):
 
 
 def resolve_options(options):
-    """Fill defaults and check values; returns the ``opt`` dict train.lua would have."""
-    opt = resolve_keyword_options(options, DEFAULTS)
+    """Fill defaults and check values; returns the :class:`TrainOptions` train.lua's
+    ``opt`` would hold."""
+    opt = TrainOptions(**resolve_keyword_options(options, DEFAULTS))
     for name in DEFAULTS:                           # in OPTIONS order: the first one is named
-        problem = option_problem(name, opt[name])
+        problem = option_problem(name, getattr(opt, name))
         if problem:
             raise TorchRNNError(f"-{name} {problem}")
-    if opt["model_type"] not in MODEL_TYPES:
-        raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt['model_type']!r}")
-    if opt["resume_from"] and opt["init_from"]:
+    if opt.model_type not in MODEL_TYPES:
+        raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt.model_type!r}")
+    if opt.resume_from and opt.init_from:
         raise TorchRNNError("give either -init_from or -resume_from, not both")
-    if opt["gpu_backend"] not in ("cuda", "opencl"):
-        raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt['gpu_backend']!r}")
+    if opt.gpu_backend not in ("cuda", "opencl"):
+        raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt.gpu_backend!r}")
     return opt
 
 
@@ -141,14 +143,14 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=
         checkpoint = ckpt.load_checkpoint(resume_source)
         options = _resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
-    context = distributed.setup(use_cuda=opt["gpu"] >= 0 and opt["gpu_backend"] == "cuda"
+    context = distributed.setup(use_cuda=opt.gpu >= 0 and opt.gpu_backend == "cuda"
                                 and torch.cuda.is_available())
     try:
         if not context.is_main:                     # rank 0 speaks for the whole job
             say = warn = notice = lambda *parts: None                    # noqa: E731
-        device = choose_device(opt, say, warn, context)
+        device = choose_device(opt.as_dict(), say, warn, context)
         if device.type != "cuda":
-            opt["memory_benchmark"] = 0             # as train.lua does outside CUDA
+            opt.memory_benchmark = 0             # as train.lua does outside CUDA
         printers = (say, warn, notice)
         with _interrupt_flag(handle_signals) as interrupted:
             return _train(opt, checkpoint, context, device, printers, interrupted,
@@ -169,10 +171,10 @@ def _notice_printer(verbose, warn):
 def _resumed_options(checkpoint, source, options):
     """The options of a resumed run: the checkpoint's, checked, overridden by those given
     now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint."""
-    if resume.RESUME_KEY not in checkpoint:
+    if checkpoint.resume is None:
         raise TorchRNNError(f"{source}: has no resume state (it was not written by "
                             f"torchrnn_py's train); use -init_from to start from its model")
-    saved = checkpoint.get("opt")
+    saved = checkpoint.opt
     merged = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items()
               if k in DEFAULTS and k not in OUTPUT_OPTIONS}
     for name, value in merged.items():
@@ -191,39 +193,39 @@ def _resumed_options(checkpoint, source, options):
 def _train(opt, checkpoint, context, device, printers, interrupted, progress=None):
     """The loop of train.lua (SPEC §4), for one process of ``context``."""
     say, warn, notice = printers
-    vocab = read_vocab(opt["input_json"])
-    seeded = opt["seed"] >= 0
-    generator = TorchGenerator(opt["seed"] if seeded else os_seed())
-    source = opt["resume_from"] or opt["init_from"]
-    if opt["init_from"]:
-        checkpoint = ckpt.load_checkpoint(opt["init_from"])
+    vocab = read_vocab(opt.input_json)
+    seeded = opt.seed >= 0
+    generator = TorchGenerator(opt.seed if seeded else os_seed())
+    source = opt.resume_from or opt.init_from
+    if opt.init_from:
+        checkpoint = ckpt.load_checkpoint(opt.init_from)
     start_i = _start_iteration(opt, checkpoint)
     token_map = None
     if source:
-        token_map = model_token_map(vocab, checkpoint["model"].vocab, opt["input_json"], source)
+        token_map = model_token_map(vocab, checkpoint.model.vocab, opt.input_json, source)
         if token_map is not None:
-            warn(token_map_message(token_map, checkpoint["model"].vocab_size))
-    loader = DataLoader(opt["input_h5"], opt["batch_size"], opt["seq_length"],
+            warn(token_map_message(token_map, checkpoint.model.vocab_size))
+    loader = DataLoader(opt.input_h5, opt.batch_size, opt.seq_length,
                         vocab_size=len(vocab), log=say, token_map=token_map)
     train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
     rows = context.rows(train_rows) if context.active else None
     num_train = loader.split_sizes["train"]
-    num_iterations = int(math.floor(opt["max_epochs"] * num_train))
+    num_iterations = int(math.floor(opt.max_epochs * num_train))
     _check_outputs(opt, start_i, num_iterations)
-    if opt["precision"] == "fp16":
+    if opt.precision == "fp16":
         raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
                             "need loss scaling); train with bf16 or tf32")
 
     if checkpoint is not None:
-        say("Resuming from " if opt["resume_from"] else "Initializing from ", source)
-        model = checkpoint["model"]
+        say("Resuming from " if opt.resume_from else "Initializing from ", source)
+        model = checkpoint.model
     else:
         model = _new_model(opt, vocab, train_rows, generator)
     try:
         model.to(device)
     except (RuntimeError, MemoryError) as err:
-        raise _memory_error(err, opt, model) from None
-    use_precision(model, opt["precision"], device, warn)
+        raise _memory_error(err, opt.as_dict(), model) from None
+    use_precision(model, opt.precision, device, warn)
     native = None
     if seeded or device.type == "cpu":
         # Torch7's masks from Torch7's generator, as the original draws them (on the CPU
@@ -235,29 +237,29 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
         native.manual_seed(os_seed() & (2 ** 63 - 1))
         model.set_dropout_generator(native)
 
-    optimizer = TorchAdam(model.parameters(), lr=opt["learning_rate"])
-    learning_rate = opt["learning_rate"]
+    optimizer = TorchAdam(model.parameters(), lr=opt.learning_rate)
+    learning_rate = opt.learning_rate
     history = {key: [] for key in ckpt.HISTORY_KEYS}
     elapsed_before = 0.0
-    if opt["resume_from"]:
-        history = resume.saved_histories(checkpoint, opt["resume_from"])
+    if opt.resume_from:
+        history = checkpoint.histories(opt.resume_from)
         learning_rate, elapsed_before = _restore(opt, checkpoint, model, optimizer, loader,
                                                  generator, native, rows, context, device,
                                                  warn)
     if num_iterations <= start_i:
         warn(_nothing_to_do(opt, start_i, num_iterations, num_train))
-        return dict(history, opt=opt, i=start_i, model=model)
+        return dict(history, opt=opt.as_dict(), i=start_i, model=model)
     _check_checkpoint_dir(opt)                      # every process: fail before training
     memory_base = (_gpu_memory_used(device)
-                   if opt["memory_benchmark"] and device.type == "cuda" else None)
+                   if opt.memory_benchmark and device.type == "cuda" else None)
     net = model
     if context.active:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     csv_log = None
-    if opt["log_csv"] and context.is_main:
-        csv_log = _CsvLog(opt["log_csv"], keep_until=start_i if opt["resume_from"] else None)
-        notice(f"writing CSV log {opt['log_csv']}")
+    if opt.log_csv and context.is_main:
+        csv_log = _CsvLog(opt.log_csv, keep_until=start_i if opt.resume_from else None)
+        notice(f"writing CSV log {opt.log_csv}")
 
     started = time.perf_counter() - elapsed_before
     i = start_i
@@ -267,12 +269,11 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
         natives = distributed.gather_objects(
             context, native.get_state() if native is not None else None)
         if context.is_main:
-            extra = resume.capture(model, optimizer, loader, learning_rate, generator, natives,
-                                   layer_states, time.perf_counter() - started)
-            checkpoint = dict(history, opt=opt, i=at, model=model)
-            checkpoint[resume.RESUME_KEY] = extra
-            path = "%s_%d.t7" % (opt["checkpoint_name"], at)
-            ckpt.save_checkpoint(path, checkpoint)
+            state = ckpt.ResumeState.capture(model, optimizer, loader, learning_rate,
+                                             generator, natives, layer_states,
+                                             time.perf_counter() - started)
+            path = "%s_%d.t7" % (opt.checkpoint_name, at)
+            ckpt.Checkpoint(model, opt=opt.as_dict(), i=at, resume=state, **history).save(path)
             notice(f"wrote {path}")
             notice(f"wrote {os.path.splitext(path)[0]}.json")
             return path
@@ -287,12 +288,12 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
             epoch = i // num_train + 1
             if i % num_train == 0:
                 model.reset_states()
-                if opt["lr_decay_every"] > 0 and epoch % opt["lr_decay_every"] == 0:
-                    learning_rate *= opt["lr_decay_factor"]
+                if opt.lr_decay_every > 0 and epoch % opt.lr_decay_every == 0:
+                    learning_rate *= opt.lr_decay_factor
                     if not abs(learning_rate) <= FLOAT32_MAX:
                         raise TorchRNNError(f"the learning rate became {learning_rate:g} at "
                                             f"iteration {i} (-lr_decay_factor "
-                                            f"{opt['lr_decay_factor']}): too large to train")
+                                            f"{opt.lr_decay_factor}): too large to train")
                     optimizer.reset_state()                # quirk: train.lua drops Adam's state
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate
@@ -305,12 +306,12 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
                     f"and stopped (no checkpoint of it was written); try a lower "
                     f"-learning_rate (now {learning_rate:g}) or -grad_clip")
             history["train_loss_history"].append(loss)
-            if opt["print_every"] > 0 and i % opt["print_every"] == 0:
+            if opt.print_every > 0 and i % opt.print_every == 0:
                 say("Epoch %.2f / %d, i = %d / %d, loss = %f"
-                    % (i / num_train + 1, opt["max_epochs"], i, num_iterations, loss))
+                    % (i / num_train + 1, opt.max_epochs, i, num_iterations, loss))
 
             val_loss = written = None
-            if (opt["checkpoint_every"] > 0 and i % opt["checkpoint_every"] == 0) \
+            if (opt.checkpoint_every > 0 and i % opt.checkpoint_every == 0) \
                     or i == num_iterations:
                 failure = None
                 try:
@@ -339,9 +340,9 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
             if watching and distributed.any_process(context, interrupted()):
                 if i == num_iterations:             # finished anyway, final checkpoint written
                     break
-                states = [None if rnn.state is None else
-                          tuple(distributed.gather_rows(context, t) for t in rnn.state)
-                          for rnn in model.rnns]
+                states = [None if state is None else
+                          tuple(distributed.gather_rows(context, t) for t in state)
+                          for state in model.get_states()]
                 path = write_checkpoint(i, states)
                 distributed.barrier(context)
                 if path:
@@ -351,16 +352,16 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
     finally:
         if csv_log is not None:
             csv_log.close()
-    return dict(history, opt=opt, i=i, model=model)
+    return dict(history, opt=opt.as_dict(), i=i, model=model)
 
 
 def _start_iteration(opt, checkpoint):
     """The iteration the loop continues from: the checkpoint's ``i`` when resuming (or
     with ``-reset_iterations 0``), else 0. Refuses an ``i`` that is not a count."""
-    if checkpoint is None or (opt["init_from"] and opt["reset_iterations"] != 0):
+    if checkpoint is None or (opt.init_from and opt.reset_iterations != 0):
         return 0
-    source = opt["resume_from"] or opt["init_from"]
-    i = checkpoint.get("i", 0) if opt["init_from"] else checkpoint.get("i")
+    source = opt.resume_from or opt.init_from
+    i = 0 if opt.init_from and checkpoint.i is None else checkpoint.i
     if isinstance(i, bool) or not isinstance(i, (int, float)) or not math.isfinite(i) \
             or i < 0 or int(i) != i:
         raise TorchRNNError(f"{source}: its iteration count i should be a whole number >= 0, "
@@ -371,14 +372,15 @@ def _start_iteration(opt, checkpoint):
 def _restore(opt, checkpoint, model, optimizer, loader, generator, native, rows, context,
              device, warn):
     """Put back what ``-resume_from`` continues; returns (learning rate, elapsed seconds)."""
-    learning_rate, states, natives, elapsed = resume.restore(
-        checkpoint[resume.RESUME_KEY], opt["resume_from"], model, optimizer, loader,
-        generator)
+    restored = checkpoint.resume.restore(opt.resume_from, model, optimizer, loader,
+                                         generator)
+    learning_rate, states = restored.learning_rate, restored.layer_states
+    natives, elapsed = restored.native_states, restored.elapsed
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    for rnn, state in zip(model.rnns, states):
-        rnn.state = None if state is None else tuple(
-            t[rows].to(device) if rows is not None else t.to(device) for t in state)
+    model.set_states(None if state is None else tuple(
+        t[rows].to(device) if rows is not None else t.to(device) for t in state)
+        for state in states)
     _restore_native(native, natives, context, model.dropout > 0, warn)
     return learning_rate, elapsed
 
@@ -386,16 +388,16 @@ def _restore(opt, checkpoint, model, optimizer, loader, generator, native, rows,
 def _nothing_to_do(opt, start_i, num_iterations, num_train):
     """The warning of a run whose -max_epochs leaves no iteration to train."""
     if start_i == 0:
-        return (f"-max_epochs {opt['max_epochs']} is less than one iteration (an epoch is "
+        return (f"-max_epochs {opt.max_epochs} is less than one iteration (an epoch is "
                 f"{num_train} iterations): nothing was trained and nothing written")
-    return (f"the checkpoint is at iteration {start_i} and -max_epochs {opt['max_epochs']} "
+    return (f"the checkpoint is at iteration {start_i} and -max_epochs {opt.max_epochs} "
             f"ends at iteration {num_iterations}: nothing was trained and nothing written")
 
 
 def _checkpoint_number(opt, path):
     """The iteration i if ``path`` is one of this run's checkpoint files
     (<checkpoint_name>_<i>.t7 or .json), else None."""
-    prefix = os.path.realpath(opt["checkpoint_name"]) + "_"
+    prefix = os.path.realpath(opt.checkpoint_name) + "_"
     target = os.path.realpath(path)
     if not target.startswith(prefix):
         return None
@@ -406,17 +408,17 @@ def _checkpoint_number(opt, path):
 def _check_outputs(opt, start_i, num_iterations):
     """Before anything is written: no output (the CSV log, a checkpoint this run writes)
     may be one of the inputs, and the CSV log may not be one of the checkpoints."""
-    inputs = {"input_h5": opt["input_h5"], "input_json": opt["input_json"],
-              "init_from_checkpoint": opt["init_from"],
-              "resume_from_checkpoint": opt["resume_from"]}
+    inputs = {"input_h5": opt.input_h5, "input_json": opt.input_json,
+              "init_from_checkpoint": opt.init_from,
+              "resume_from_checkpoint": opt.resume_from}
     for name, path in inputs.items():
-        if path and opt["log_csv"]:
-            check_distinct(**{name: path, "CSV_log": opt["log_csv"]})
-    for name, path in dict(inputs, CSV_log=opt["log_csv"]).items():
+        if path and opt.log_csv:
+            check_distinct(**{name: path, "CSV_log": opt.log_csv})
+    for name, path in dict(inputs, CSV_log=opt.log_csv).items():
         number = _checkpoint_number(opt, path) if path else None
         if number is not None and start_i < number <= num_iterations:
             raise TorchRNNError(f"{path}: a checkpoint of this run (-checkpoint_name "
-                                f"{opt['checkpoint_name']}) would overwrite the "
+                                f"{opt.checkpoint_name}) would overwrite the "
                                 f"{name.replace('_', ' ')}; choose another name")
 
 
@@ -449,20 +451,20 @@ def _physical_memory():
 def _new_model(opt, vocab, batch_rows, generator):
     """A fresh LanguageModel of opt's size; one line (not an allocator traceback) when it
     cannot fit in this machine's memory."""
-    H, L, T = int(opt["rnn_size"]), int(opt["num_layers"]), int(opt["seq_length"])
-    params = model_parameter_count(opt["model_type"], len(vocab), int(opt["wordvec_size"]),
-                                   H, L, opt["batchnorm"])
+    H, L, T = int(opt.rnn_size), int(opt.num_layers), int(opt.seq_length)
+    params = model_parameter_count(opt.model_type, len(vocab), int(opt.wordvec_size),
+                                   H, L, opt.batchnorm)
     # float32 weights, gradients and two Adam moments, plus the activations of a batch
     needed = 4 * (4 * params + batch_rows * T * (8 * H * L + 3 * len(vocab)))
     memory = _physical_memory()
     if memory is not None and needed > memory:
-        raise TorchRNNError(_memory_message(opt, params, needed, memory))
+        raise TorchRNNError(_memory_message(opt.as_dict(), params, needed, memory))
     try:
-        return LanguageModel(vocab, opt["model_type"], opt["wordvec_size"], opt["rnn_size"],
-                             opt["num_layers"], opt["dropout"], opt["batchnorm"],
+        return LanguageModel(vocab, opt.model_type, opt.wordvec_size, opt.rnn_size,
+                             opt.num_layers, opt.dropout, opt.batchnorm,
                              generator=generator)
     except (RuntimeError, MemoryError) as err:
-        raise _memory_error(err, opt, None, params) from None
+        raise _memory_error(err, opt.as_dict(), None, params) from None
 
 
 def _memory_message(sizes, params, needed=None, memory=None):
@@ -574,12 +576,12 @@ def _train_step(net, model, optimizer, loader, rows, device, opt, history, memor
     x, y = loader.next_batch("train", rows)
     x, y = x.to(device), y.to(device)
     optimizer.zero_grad(set_to_none=False)
-    if opt["speed_benchmark"]:
+    if opt.speed_benchmark:
         _synchronize(device)
         start = time.perf_counter()
     scores = net(x)
     model.loss(scores, y).backward()
-    if opt["speed_benchmark"]:
+    if opt.speed_benchmark:
         _synchronize(device)
         elapsed = time.perf_counter() - start
         say("Forward / Backward pass took ", lua_number(elapsed))
@@ -589,14 +591,14 @@ def _train_step(net, model, optimizer, loader, rows, device, opt, history, memor
         say("Using %dMB of memory" % (used / 1024 / 1024))
         history["memory_usage"].append(used)
     loss = torch7_loss_value(scores, y, context)
-    clamp_gradients_(model.parameters(), opt["grad_clip"])
+    clamp_gradients_(model.parameters(), opt.grad_clip)
     optimizer.step()
     return loss
 
 
 def _check_checkpoint_dir(opt):
     """Fail before training, not hours later, if checkpoints cannot be written."""
-    path = "%s_%d.t7" % (opt["checkpoint_name"], 0)
+    path = "%s_%d.t7" % (opt.checkpoint_name, 0)
     check_output_path(path, "checkpoint", create_dir=True)
 
 
@@ -611,13 +613,9 @@ def _gpu_memory_used(device):
 
 
 def main(argv=None):
-    """``torchrnn-train``: train.lua's command line."""
-    def body(args):
-        given = parse_torch_options(OPTIONS, args, PROG, explicit_only=True)
-        train(verbose=True, handle_signals=True, **given)
-        return 0
-    # under torchrun every process meets the same bad input: only rank 0 reports it
-    return run_main(PROG, body, argv, report_errors=not distributed.is_secondary())
+    """``torchrnn-train``: train.lua's command line (torchrnn_py/cli/train.py)."""
+    from .cli.train import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
-"""Checkpoints in torch-rnn's own formats: ``.t7`` (Torch7) and ``.json``.
+"""The ``nn.LanguageModel`` object graph of a ``.t7`` checkpoint <-> :class:`LanguageModel`.
 
-The ``.t7`` file holds a Lua table: ``i``, ``opt``, the loss histories, and ``model``, an
-``nn.LanguageModel`` object graph (``net`` = ``nn.Sequential`` of LookupTable, LSTM or
-VanillaRNN, View/BatchNormalization/View, Dropout, View/Linear/View). This module maps that
-graph to and from :class:`~torchrnn_py.model.LanguageModel`:
+The graph is ``net`` = ``nn.Sequential`` of LookupTable, LSTM or VanillaRNN,
+View/BatchNormalization/View, Dropout, View/Linear/View (docs/compatibility.md,
+checkpoints):
 
 - reading takes the architecture from the modules actually present (so any torch-rnn
   checkpoint loads, whatever its fields say), accepts old ``nn`` versions
@@ -12,65 +11,22 @@ graph to and from :class:`~torchrnn_py.model.LanguageModel`:
   serialisation versions of real files, float tensors, and all parameters (and gradients)
   as views of one storage each, as train.lua's ``getParameters`` leaves them, so the
   original ``sample.lua`` loads what we write.
-
-The ``.json`` beside it is written the way lua-cjson writes (``%.14g`` numbers, ``\\/``,
-``{}`` for an empty list); :func:`read_checkpoint_json` accepts both ``{}`` and ``[]``.
 """
 import math
-import os
-
-import numpy as np
 
 import torch
 
-from .errors import TorchRNNError
-from .fileio import atomic_outputs, check_input_file, parse_json, read_input_bytes
-from .model import LanguageModel
-from .t7 import Storage, TorchObject, read_t7, write_t7
-from .vocab import Vocab
+from ..errors import TorchRNNError
+from ..model import LanguageModel
+from ..t7 import Storage, TorchObject
+from ..vocab import Vocab
 
-HISTORY_KEYS = ("train_loss_history", "val_loss_history", "val_loss_history_it",
-                "forward_backward_times", "memory_usage")
 # Serialisation versions that real checkpoints carry (torch.version(obj) of each class).
 CLASS_VERSIONS = {"nn.LookupTable": 4, "nn.BatchNormalization": 2}
 RNN_CLASSES = {"nn.LSTM": "lstm", "nn.VanillaRNN": "rnn"}
-T7_ONLY_PREFIX = "torchrnn_py_"
 
 
 # -- reading ------------------------------------------------------------------------------
-
-def load_checkpoint(path):
-    """Read a torch-rnn ``.t7`` checkpoint: a dict of its fields, with ``model`` as a
-    :class:`LanguageModel` (CPU, float32) and ``opt``/histories as Python values."""
-    check_input_file(path, "checkpoint")
-    return checkpoint_from_t7(read_t7(path), path)
-
-
-def checkpoint_from_t7(root, path="checkpoint"):
-    """:func:`load_checkpoint` for an object graph already read from the ``.t7`` ``path``."""
-    if isinstance(root, TorchObject) and root.class_name == "nn.LanguageModel":
-        root = {"model": root}                   # torch.save(file, model) on its own
-    if not isinstance(root, dict) or not isinstance(root.get("model"), TorchObject) \
-            or root["model"].class_name != "nn.LanguageModel":
-        found = _describe(root.get("model") if isinstance(root, dict) else root)
-        raise TorchRNNError(f"{path}: not a torch-rnn checkpoint: expected a table whose "
-                            f"'model' is an nn.LanguageModel, found {found}")
-    checkpoint = {}
-    for key, value in root.items():
-        if key == "model":
-            checkpoint["model"] = model_from_t7(value, path)
-        else:
-            checkpoint[key] = from_lua(value, as_list=key in HISTORY_KEYS,
-                                       where=f"{path}: the checkpoint's field {key!r}")
-    return checkpoint
-
-
-def load_model(path):
-    """The LanguageModel of a torch-rnn checkpoint, on the CPU, in evaluation mode."""
-    model = load_checkpoint(path)["model"]
-    model.eval()
-    return model
-
 
 def model_from_t7(lm, source="checkpoint"):
     """Build a LanguageModel from an ``nn.LanguageModel`` TorchObject."""
@@ -78,11 +34,45 @@ def model_from_t7(lm, source="checkpoint"):
         raise TorchRNNError(f"{source}: not a usable torch-rnn model: {message}")
 
     vocab = Vocab(_idx_to_token(lm.get("idx_to_token"), fail), source=source)
-    net = lm.get("net")
+    embedding, layers, linear = _graph_layers(lm.get("net"), fail)
+    kinds = {layer["type"] for layer in layers}
+    if len(kinds) != 1:
+        fail("mixes LSTM and VanillaRNN layers")
+    model_type = kinds.pop()
+    D, H = _check_shapes(embedding, layers, linear, len(vocab), model_type, fail)
+    dropouts = [layer.get("dropout") for layer in layers]
+    if any((d is None) != (dropouts[0] is None) for d in dropouts):
+        fail("dropout after some recurrent layers but not others")
+    ps = [_dropout_p(d, fail) for d in dropouts if d is not None]
+    has_bn = ["bn" in layer for layer in layers]
+    if any(b != has_bn[0] for b in has_bn):
+        fail("batch normalisation after some recurrent layers but not others")
+    model = LanguageModel(vocab, model_type, D, H, len(layers), max(ps, default=0.0),
+                          int(has_bn[0]), init=False)     # every weight is copied below
+    with torch.no_grad():
+        model.embedding.weight.copy_(embedding)
+        for index, (layer, rnn) in enumerate(zip(layers, model.rnns)):
+            where = f"net.modules ({layer['rnn'].class_name} number {index + 1})"
+            _copy(rnn.weight, _tensor(layer["rnn"], "weight", 2, fail), where + ".weight", fail)
+            _copy(rnn.bias, _tensor(layer["rnn"], "bias", 1, fail), where + ".bias", fail)
+            if "bn" in layer:
+                _load_batchnorm(model.batchnorms[index], layer["bn"], fail)
+            if dropouts[index] is not None and model.dropouts:
+                model.dropouts[index].p = _dropout_p(dropouts[index], fail)
+                model.dropouts[index].v2 = bool(dropouts[index].get("v2", False))
+        _copy(model.linear.weight, _tensor(linear, "weight", 2, fail), "Linear.weight", fail)
+        _copy(model.linear.bias, _tensor(linear, "bias", 1, fail), "Linear.bias", fail)
+    model.train(bool(lm.get("train", True)))
+    return model
+
+
+def _graph_layers(net, fail):
+    """(embedding weight, layers, Linear module) of ``model.net``, each layer a dict of its
+    ``rnn`` module, ``type`` and optional ``bn``/``dropout`` modules, in net order."""
     if not isinstance(net, TorchObject) or not isinstance(net.get("modules"), dict):
-        fail(f"expected model.net to be an nn.Sequential with modules, found {_describe(net)}")
+        fail(f"expected model.net to be an nn.Sequential with modules, found {describe(net)}")
     modules = _lua_array(net["modules"], "model.net.modules", fail)
-    names = [m.class_name if isinstance(m, TorchObject) else _describe(m) for m in modules]
+    names = [m.class_name if isinstance(m, TorchObject) else describe(m) for m in modules]
 
     def expect(k, class_name):
         if k >= len(modules) or names[k] != class_name:
@@ -90,8 +80,7 @@ def model_from_t7(lm, source="checkpoint"):
             fail(f"expected {class_name} at net.modules[{k + 1}], found {found}")
         return modules[k]
 
-    lookup = expect(0, "nn.LookupTable")
-    embedding = _tensor(lookup, "weight", 2, fail)
+    embedding = _tensor(expect(0, "nn.LookupTable"), "weight", 2, fail)
     k, layers = 1, []
     while k < len(modules) and names[k] in RNN_CLASSES:
         layer = {"rnn": modules[k], "type": RNN_CLASSES[names[k]]}
@@ -113,38 +102,7 @@ def model_from_t7(lm, source="checkpoint"):
     expect(k + 2, "nn.View")
     if k + 3 != len(modules):
         fail(f"unexpected {names[k + 3]} at net.modules[{k + 4}] after the output layer")
-
-    kinds = {layer["type"] for layer in layers}
-    if len(kinds) != 1:
-        fail("mixes LSTM and VanillaRNN layers")
-    model_type = kinds.pop()
-    D, H = _check_shapes(embedding, layers, linear, len(vocab), model_type, fail)
-    dropouts = [layer.get("dropout") for layer in layers]
-    if any((d is None) != (dropouts[0] is None) for d in dropouts):
-        fail("dropout after some recurrent layers but not others")
-    ps = [_dropout_p(d, fail) for d in dropouts if d is not None]
-    has_bn = ["bn" in layer for layer in layers]
-    if any(b != has_bn[0] for b in has_bn):
-        fail("batch normalisation after some recurrent layers but not others")
-    model = LanguageModel(vocab, model_type, D, H, len(layers), max(ps, default=0.0),
-                          int(has_bn[0]), generator=_NoDraws())
-    with torch.no_grad():
-        model.embedding.weight.copy_(embedding)
-        for index, (layer, rnn) in enumerate(zip(layers, model.rnns)):
-            where = f"net.modules ({layer['rnn'].class_name} number {index + 1})"
-            weight = _tensor(layer["rnn"], "weight", 2, fail)
-            bias = _tensor(layer["rnn"], "bias", 1, fail)
-            _copy(rnn.weight, weight, where + ".weight", fail)
-            _copy(rnn.bias, bias, where + ".bias", fail)
-            if "bn" in layer:
-                _load_batchnorm(model.batchnorms[index], layer["bn"], fail)
-            if dropouts[index] is not None and model.dropouts:
-                model.dropouts[index].p = _dropout_p(dropouts[index], fail)
-                model.dropouts[index].v2 = bool(dropouts[index].get("v2", False))
-        _copy(model.linear.weight, _tensor(linear, "weight", 2, fail), "Linear.weight", fail)
-        _copy(model.linear.bias, _tensor(linear, "bias", 1, fail), "Linear.bias", fail)
-    model.train(bool(lm.get("train", True)))
-    return model
+    return embedding, layers, linear
 
 
 def _check_shapes(embedding, layers, linear, V, model_type, fail):
@@ -229,26 +187,13 @@ def _load_batchnorm(bn, module, fail):
     _copy(bn.running_var, running_var, "BatchNormalization.running_var", fail)
 
 
-class _NoDraws:
-    """A stand-in generator for models whose weights are about to be overwritten: it
-    hands out zeros instead of spending time on random numbers."""
-
-    @staticmethod
-    def normal(n, mean=0.0, std=1.0):
-        return np.zeros(n)
-
-    @staticmethod
-    def uniform(n, a=0.0, b=1.0):
-        return np.zeros(n)
-
-
 def _idx_to_token(table, fail):
     if not isinstance(table, dict) or not table:
-        fail(f"expected model.idx_to_token to be a table of tokens, found {_describe(table)}")
+        fail(f"expected model.idx_to_token to be a table of tokens, found {describe(table)}")
     tokens = _lua_array(table, "model.idx_to_token", fail)
     for idx, token in enumerate(tokens, 1):
         if not isinstance(token, str):
-            fail(f"model.idx_to_token[{idx}] should be a string, found {_describe(token)}")
+            fail(f"model.idx_to_token[{idx}] should be a string, found {describe(token)}")
     return {idx: token for idx, token in enumerate(tokens, 1)}
 
 
@@ -263,14 +208,14 @@ def _lua_array(table, what, fail):
 def _tensor(module, field, ndim, fail):
     value = module.get(field) if isinstance(module, TorchObject) else None
     if not isinstance(value, torch.Tensor) or value.dim() != ndim:
-        fail(f"{module.class_name}.{field} should be a {ndim}-D tensor, found {_describe(value)}")
+        fail(f"{module.class_name}.{field} should be a {ndim}-D tensor, found {describe(value)}")
     return value
 
 
 def _number(module, field, fail):
     value = module.get(field)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        fail(f"{module.class_name}.{field} should be a number, found {_describe(value)}")
+        fail(f"{module.class_name}.{field} should be a number, found {describe(value)}")
     return float(value)
 
 
@@ -280,7 +225,8 @@ def _copy(param, value, what, fail):
     param.copy_(value.to(param.dtype))
 
 
-def _describe(value):
+def describe(value):
+    """A short description of a Lua value for error messages."""
     if isinstance(value, TorchObject):
         return f"a {value.class_name}"
     if isinstance(value, torch.Tensor):
@@ -290,69 +236,7 @@ def _describe(value):
     return f"a {type(value).__name__}"
 
 
-#: Deepest nesting accepted in a checkpoint's non-model fields (train.lua's are 2 deep).
-MAX_FIELD_DEPTH = 100
-
-
-def from_lua(value, as_list=False, where="the value"):
-    """Lua values as plain Python: integral numbers -> int, tables with keys 1..n ->
-    lists (and an empty table -> [] where a list is expected), Storages -> lists.
-
-    A table reached twice is converted once and shared; one that contains itself, or
-    nesting deeper than ``MAX_FIELD_DEPTH``, is one TorchRNNError naming ``where``."""
-    return _from_lua(value, as_list, where, {}, set(), 0)
-
-
-def _from_lua(value, as_list, where, done, active, depth):
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
-        return int(value)
-    if isinstance(value, Storage):
-        return [_from_lua(v, False, where, done, active, depth) for v in value.tolist()]
-    if not isinstance(value, dict):
-        return value
-    key = id(value)
-    if key in active:
-        raise TorchRNNError(f"{where} contains itself (a cycle of tables); refusing it")
-    if key in done:
-        return done[key]
-    if depth >= MAX_FIELD_DEPTH:
-        raise TorchRNNError(f"{where} has tables nested more than {MAX_FIELD_DEPTH} levels "
-                            f"deep; refusing it")
-    active.add(key)
-    n = len(value)
-    if (n and set(value) == set(range(1, n + 1))) or (as_list and n == 0):
-        result = [_from_lua(value[k], False, where, done, active, depth + 1)
-                  for k in range(1, n + 1)]
-    else:
-        result = {k: _from_lua(v, False, where, done, active, depth + 1)
-                  for k, v in value.items()}
-    active.discard(key)
-    done[key] = result
-    return result
-
-
 # -- writing ------------------------------------------------------------------------------
-
-def save_checkpoint(path, checkpoint, json_path="auto"):
-    """Write ``checkpoint`` (a dict with ``model`` and train.lua's other keys) to
-    ``path`` (.t7) and, like train.lua, its JSON twin without the model (``json_path``:
-    'auto' = same name with .json, None = no JSON). Keys starting with ``torchrnn_py_``
-    (the resume state) go to the .t7 only. The two files are replaced together, and only
-    once both are completely written: a failure (full disk, Ctrl-C) keeps the old ones."""
-    if json_path == "auto":
-        json_path = os.path.splitext(path)[0] + ".json"
-    model = checkpoint["model"]
-    rest = {k: v for k, v in checkpoint.items() if k != "model"}
-    opt = rest.get("opt") or {}
-    table = dict(rest)
-    table["model"] = model_to_t7(model, opt.get("batch_size", 1), opt.get("seq_length", 1))
-    with atomic_outputs(create_dir=True) as files:
-        if json_path:
-            in_json = {k: v for k, v in rest.items() if not k.startswith(T7_ONLY_PREFIX)}
-            files.open(json_path, "w", "checkpoint JSON", encoding="utf-8").write(
-                cjson_dumps(in_json))
-        write_t7(files.open(path, "wb", "Torch7 file"), table)
-
 
 def model_to_t7(model, batch_size=1, seq_length=1):
     """The ``nn.LanguageModel`` TorchObject train.lua would save for ``model``."""
@@ -379,7 +263,7 @@ def model_to_t7(model, batch_size=1, seq_length=1):
             bn_view_out.append(view_out)
             modules += [view_in, _module(
                 "nn.BatchNormalization", weight=bw, bias=bb, gradWeight=gbw, gradBias=gbb,
-                running_mean=_float(bn.running_mean), running_var=_float(bn.running_var),
+                running_mean=cpu_float(bn.running_mean), running_var=cpu_float(bn.running_var),
                 save_mean=_empty(), save_std=_empty(), eps=bn.eps, momentum=bn.momentum,
                 affine=True), view_out]
         if model.dropout > 0:
@@ -467,118 +351,6 @@ def _empty(dtype=torch.float32):
     return torch.empty(0, dtype=dtype)
 
 
-def _float(tensor):
+def cpu_float(tensor):
+    """A detached float32 copy on the CPU, as the .t7 file stores tensors."""
     return tensor.detach().to("cpu", torch.float32).clone()
-
-
-# -- JSON, as lua-cjson writes it -----------------------------------------------------------
-
-_CJSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f",
-                  "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def cjson_dumps(value):
-    """Serialise like lua-cjson: no spaces, ``%.14g`` numbers, ``\\/``, ``{}`` for an
-    empty list, non-ASCII left as UTF-8. (cjson refuses NaN/inf; we write NaN/Infinity,
-    which Python's json reads, rather than lose a checkpoint.)"""
-    parts = []
-    _cjson(value, parts)
-    return "".join(parts)
-
-
-def _cjson(value, out):
-    if value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, (int, float)):
-        value = float(value)
-        if math.isnan(value):
-            out.append("NaN")
-        elif math.isinf(value):
-            out.append("Infinity" if value > 0 else "-Infinity")
-        else:
-            out.append("%.14g" % value)
-    elif isinstance(value, str):
-        out.append('"')
-        out.append("".join(_CJSON_ESCAPES.get(c) or
-                           ("\\u%04x" % ord(c) if ord(c) < 0x20 or c == "\x7f" else c)
-                           for c in value))
-        out.append('"')
-    elif isinstance(value, dict):
-        out.append("{")
-        for n, (key, item) in enumerate(value.items()):
-            if n:
-                out.append(",")
-            _cjson(str(key), out)
-            out.append(":")
-            _cjson(item, out)
-        out.append("}")
-    elif isinstance(value, (list, tuple)):
-        if not value:
-            out.append("{}")
-            return
-        out.append("[")
-        for n, item in enumerate(value):
-            if n:
-                out.append(",")
-            _cjson(item, out)
-        out.append("]")
-    else:
-        raise TypeError(f"cannot write {type(value).__name__} to a checkpoint JSON")
-
-
-def read_checkpoint_json(path):
-    """A checkpoint's JSON as a dict, with ``{}`` read as an empty list where train.lua
-    keeps lists.
-
-    The keys train.lua writes are checked where present: ``i`` a non-negative integer,
-    ``opt`` an object, the histories lists of numbers (``val_loss_history_it`` of
-    integers). Anything malformed (not UTF-8, not JSON, nested too deeply, a key given
-    twice, wrong types) is one TorchRNNError naming the file.
-    """
-    raw = read_input_bytes(path, "checkpoint JSON")
-    data = parse_json(raw, lambda kind, reason: (
-        f"{path}: not a valid checkpoint JSON "
-        f"({'not UTF-8 text: ' if kind == 'utf-8' else ''}{reason})"))
-
-    def fail(message):
-        raise TorchRNNError(f"{path}: not a valid checkpoint JSON: {message}")
-
-    def is_number(value):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    def is_count(value):
-        return is_number(value) and math.isfinite(value) and value == int(value) \
-            and 0 <= value < 2 ** 63
-
-    if not isinstance(data, dict):
-        fail(f"expected a JSON object, found {type(data).__name__}")
-    if "i" in data:
-        if not is_count(data["i"]):
-            fail(f"'i' should be a non-negative integer, found {str(data['i'])[:40]}")
-        data["i"] = int(data["i"])
-    if "opt" in data and not isinstance(data["opt"], dict):
-        fail(f"'opt' should be an object, found {type(data['opt']).__name__}")
-    for key in HISTORY_KEYS:
-        if key not in data:
-            continue
-        if data[key] == {}:
-            data[key] = []
-        values = data[key]
-        if not isinstance(values, list):
-            fail(f"the loss histories are not lists of numbers: '{key}' is a "
-                 f"{type(values).__name__}")
-        bad = next((k for k, v in enumerate(values) if not is_number(v)), None)
-        if bad is not None:
-            fail(f"the loss histories are not lists of numbers: '{key}'[{bad}] is "
-                 f"{str(values[bad])[:40]}")
-        if key == "val_loss_history_it":
-            bad = next((k for k, v in enumerate(values) if not is_count(v)), None)
-            if bad is not None:
-                fail(f"'{key}'[{bad}] should be an iteration (a whole number), found "
-                     f"{values[bad]}")
-            data[key] = [int(v) for v in values]
-    return data
