@@ -1,4 +1,4 @@
-"""DataLoader = torch-rnn's util/DataLoader.lua (SPEC §2), on the real preprocessed data."""
+"""DataLoader = torch-rnn's util/DataLoader.lua (docs/compatibility.md, "data loader"), on the real preprocessed data."""
 import h5py
 import numpy as np
 import pytest
@@ -18,7 +18,8 @@ def splits():
 
 
 def expected_batches(data, N, T):
-    """SPEC §2, written out: a list of (x, y) numpy batches, each (N, T)."""
+    """docs/compatibility.md ("data loader"), written out: a list of (x, y) numpy batches,
+    each (N, T)."""
     num = len(data)
     if N * T > num - 1:
         N = (num - 1) // T

@@ -29,7 +29,7 @@ def run(argv, capsys):
 
 
 def num_batches(num, N, T):
-    """Batches of a split of ``num`` tokens (SPEC §2): the batch size shrinks to
+    """Batches of a split of ``num`` tokens (docs/compatibility.md, "data loader"): the batch size shrinks to
     floor((num-1)/T) when N*T > num-1; extra = num mod N*T (N*T when 0); the rest is cut
     into (N, T) blocks."""
     if N * T > num - 1:

@@ -1,5 +1,6 @@
-"""torch-rnn's LSTM, VanillaRNN and Dropout modules against SPEC §3 written out as a plain
-per-time-step loop (float64), plus gradcheck, state handling and Torch7 dropout masks."""
+"""torch-rnn's LSTM, VanillaRNN and Dropout modules against docs/compatibility.md ("model")
+written out as a plain per-time-step loop (float64), plus gradcheck, state handling and
+Torch7 dropout masks."""
 import json
 
 import numpy as np
@@ -14,7 +15,7 @@ from torchrnn_py.rng import TorchGenerator
 DT = torch.float64
 
 
-# -- the reference: SPEC §3 equations, one time step at a time ----------------------------
+# -- the reference: the equations of docs/compatibility.md ("model"), one time step at a time ----------------------------
 
 def ref_lstm(x, weight, bias, h0=None, c0=None):
     """x (N,T,D), weight (D+H,4H) with gate columns i,f,o,g; returns (out, h, c)."""

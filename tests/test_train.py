@@ -336,7 +336,7 @@ def test_epoch_boundary_resets_and_decay(tiny, tmp_path, monkeypatch, decay_ever
     total = num_train * max_epochs
     assert result["i"] == total == events["steps"]
 
-    # SPEC §4, written out
+    # docs/compatibility.md ("train"), written out
     boundaries = [i for i in range(1, total + 1) if i % num_train == 0]
     decays = [i for i in boundaries if (i // num_train + 1) % decay_every == 0]
     expected_lr, lr = [], lr0
