@@ -219,10 +219,16 @@ def _mask_to_device(keep, x):
     return mask.to(x.device)
 
 
+_INVERSE_KEEP = {}         # (p, dtype) -> _inverse_keep's value (it is called per layer, per step)
+
+
 def _inverse_keep(p, dtype):
     """``1 / (1 - p)`` as Torch7's dropout computes it: both rounded to ``dtype``."""
-    one = torch.ones((), dtype=dtype)
-    return (one / torch.tensor(1.0 - p, dtype=dtype)).item()
+    key = (p, dtype)
+    if key not in _INVERSE_KEEP:
+        one = torch.ones((), dtype=dtype)
+        _INVERSE_KEEP[key] = (one / torch.tensor(1.0 - p, dtype=dtype)).item()
+    return _INVERSE_KEEP[key]
 
 
 class Dropout(nn.Module):
