@@ -292,6 +292,48 @@ def test_dropout_consecutive_calls_continue_the_stream(uniforms20):
     assert got.tolist() == (uniforms20 <= 1 - p).tolist()
 
 
+def _old_torch7_dropout(x, keep, p):
+    """The formula Dropout used before masks crossed as bool: the 0/1 noise converted to
+    x's type on the host, divided by a (1 - p) tensor, times x."""
+    noise = torch.from_numpy(keep).to(dtype=x.dtype).view_as(x)
+    return x * (noise / torch.tensor(1.0 - p, dtype=x.dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+# at 0.15, 0.45 and 0.94, 1 / (1 - p) rounded once differs from Torch7's two roundings
+@pytest.mark.parametrize("p", [0.15, 0.25, 0.3, 0.45, 0.94])
+def test_dropout_bool_mask_is_bit_identical_to_float_noise(p, dtype):
+    gen = torch.Generator().manual_seed(int(p * 100))
+    x = (torch.randn(3, 7, 16, generator=gen) * 1e3).to(dtype)
+    x[..., :4] = torch.tensor([float("inf"), -float("inf"), -0.0, 3e38]).to(dtype)
+    grad_out = torch.randn(3, 7, 16, generator=gen).to(dtype)
+    drop = Dropout(p).train()
+    drop.generator = TorchGenerator(7)
+    drop.rows = (1, 4, 5)                           # rows 1..3 of a 5-row batch
+    xin = x.clone().requires_grad_()
+    out = drop(xin)
+    out.backward(grad_out)
+    ref_gen = TorchGenerator(7)
+    keep = ref_gen.bernoulli(5 * 7 * 16, 1 - p)[7 * 16:4 * 7 * 16]
+    assert 0 < keep.sum() < keep.size
+    xref = x.clone().requires_grad_()
+    expected = _old_torch7_dropout(xref, keep, p)
+    expected.backward(grad_out)
+    assert torch.equal(out.isnan(), expected.isnan()) and out.isnan().any()   # inf * 0
+    assert torch.equal(out.nan_to_num(), expected.nan_to_num())
+    assert torch.equal(out.signbit(), expected.signbit())
+    assert torch.equal(xin.grad, xref.grad)
+    assert out.dtype == dtype
+
+
+def test_dropout_mask_crosses_as_one_byte_per_element():
+    from torchrnn_py.modules import _mask_to_device
+    keep = np.array([True, False, True, True])
+    mask = _mask_to_device(keep, torch.zeros(4))
+    assert mask.dtype == torch.bool and mask.element_size() == 1
+    assert mask.tolist() == keep.tolist()
+
+
 def test_dropout_eval_identity_and_v1():
     x = _rand(2, 3, 4, seed=51)
     drop = Dropout(0.4)

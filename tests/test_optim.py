@@ -155,3 +155,71 @@ def test_clamp_gradients_no_op_when_off(clip):
     p.grad = torch.tensor([-100.0, 0.25, 1e6])
     clamp_gradients_([p], clip)
     assert p.grad.tolist() == [-100.0, 0.25, 1e6]
+
+
+def _model_like_params(seed):
+    """Parameters of a few shapes and two dtypes, some steps without a gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(65, 16), (48, 64), (64,), (32, 64), (64,), (16, 65), (65,)]
+    params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
+    params.append(torch.nn.Parameter(torch.randn(7, 3, generator=gen, dtype=DT)))
+    return params
+
+
+def _run_adam(foreach, steps, weight_decay, lr_decay):
+    params = _model_like_params(5)
+    opt = TorchAdam(params, lr=2e-3, weight_decay=weight_decay, lr_decay=lr_decay,
+                    foreach=foreach)
+    gen = torch.Generator().manual_seed(6)
+    for k in range(steps):
+        for i, p in enumerate(params):
+            g = torch.randn(p.shape, generator=gen, dtype=p.dtype) * 10.0 ** (k % 3 - 1)
+            p.grad = None if (k + i) % 5 == 4 else g      # some tensors skip a step
+        opt.step()
+        if k == 3:
+            opt.reset_state()                               # train.lua's decay quirk
+            opt.param_groups[0]["lr"] *= 0.5
+    return params, opt
+
+
+@pytest.mark.parametrize("weight_decay,lr_decay", [(0.0, 0.0), (0.01, 0.1)])
+def test_foreach_path_is_bit_identical_to_per_tensor(weight_decay, lr_decay):
+    looped, opt_l = _run_adam(False, 8, weight_decay, lr_decay)
+    fused, opt_f = _run_adam(True, 8, weight_decay, lr_decay)
+    start = _model_like_params(5)
+    for a, b, p0 in zip(looped, fused, start):
+        assert torch.equal(a, b)
+        assert not torch.equal(a, p0)
+        sa, sb = opt_l.state[a], opt_f.state[b]
+        assert sorted(sa) == sorted(sb) == ["m", "step", "v"]       # layout resume saves
+        assert sa["step"] == sb["step"] and isinstance(sb["step"], int)
+        assert torch.equal(sa["m"], sb["m"]) and torch.equal(sa["v"], sb["v"])
+    # the skipped steps really left the counts per tensor different
+    assert len({opt_f.state[p]["step"] for p in fused}) > 1
+
+
+def test_foreach_default_is_per_tensor_on_cpu_and_foreach_on_cuda():
+    from torchrnn_py.optim import _use_foreach
+    assert _use_foreach(None, torch.device("cuda", 0))
+    assert not _use_foreach(None, torch.device("cpu"))
+    assert _use_foreach(True, torch.device("cpu")) and not _use_foreach(False, torch.device("cuda"))
+
+
+def test_clamp_foreach_is_bit_identical_to_per_tensor():
+    grads = [torch.randn(s, generator=torch.Generator().manual_seed(i)) * 8
+             for i, s in enumerate([(30, 4), (5,), (2, 3, 4)])]
+    grads.append(torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 5.0, -5.0],
+                              dtype=DT))
+    results = []
+    for foreach in (False, True):
+        params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        clamp_gradients_(params, 5, foreach=foreach)
+        results.append([p.grad for p in params])
+    for a, b in zip(*results):
+        assert torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(a.nan_to_num(), b.nan_to_num())
+        assert torch.equal(a.signbit(), b.signbit())
+        assert a.nan_to_num().abs().max() <= 5
+    assert results[1][3][1:].tolist() == [5.0, -5.0, -0.0, 5.0, -5.0]

@@ -210,6 +210,27 @@ class VanillaRNN(_Recurrent):
                                     batch_first=True, device="meta"))
 
 
+def _mask_to_device(keep, x):
+    """The bool array ``keep`` as a bool tensor on x's device: one byte per element crosses
+    to a GPU (not four), from pinned memory, without waiting for the copy."""
+    mask = torch.from_numpy(keep)
+    if x.device.type == "cuda":
+        return mask.pin_memory().to(x.device, non_blocking=True)
+    return mask.to(x.device)
+
+
+_INVERSE_KEEP = {}         # (p, dtype) -> _inverse_keep's value (it is called per layer, per step)
+
+
+def _inverse_keep(p, dtype):
+    """``1 / (1 - p)`` as Torch7's dropout computes it: both rounded to ``dtype``."""
+    key = (p, dtype)
+    if key not in _INVERSE_KEEP:
+        one = torch.ones((), dtype=dtype)
+        _INVERSE_KEEP[key] = (one / torch.tensor(1.0 - p, dtype=dtype)).item()
+    return _INVERSE_KEEP[key]
+
+
 class Dropout(nn.Module):
     """torch-rnn's ``nn.Dropout(p)``: inverted dropout ("v2") after every recurrent layer.
 
@@ -249,10 +270,12 @@ class Dropout(nn.Module):
             start, stop, total = self.rows
             per_row = x.numel() // (stop - start)
             keep = self.generator.bernoulli(total * per_row, 1.0 - p)[start * per_row:stop * per_row]
-        noise = torch.from_numpy(keep).to(device=x.device, dtype=x.dtype).view_as(x)
+        noise = _mask_to_device(keep, x).view_as(x).to(x.dtype)      # 0/1, shaped as x
         if self.v2:
-            # Torch7 divides the 0/1 noise by (1 - p) in the tensor's type, then multiplies.
-            noise = noise / torch.tensor(1.0 - p, dtype=x.dtype, device=x.device)
+            # Torch7 divides the 0/1 noise by (1 - p) in the tensor's type, then multiplies:
+            # 1 / (1 - p) rounded to x's type, times 0 or 1, is the same noise, computed here
+            # in place and without a scalar tensor on the device (a host sync on CUDA).
+            noise.mul_(_inverse_keep(p, x.dtype))
         return x * noise
 
     def extra_repr(self):
