@@ -43,7 +43,8 @@ def _run_notebook(tmp_path, monkeypatch):
     nb.cells.append(nbformat.v4.new_code_cell(
         "import sys, torchrnn_py; print(sys.executable); print(torchrnn_py.__file__)",
         metadata={"tags": ["which_python"]}))
-    NotebookClient(nb, timeout=120, kernel_name="python3",
+    # generous limits: a busy 2-core CI machine runs the cells ten times slower than idle
+    NotebookClient(nb, timeout=600, startup_timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
     return {cell.metadata["tags"][0]: cell for cell in nb.cells
             if cell.cell_type == "code"}
