@@ -207,7 +207,7 @@ def test_choose_stepper_numpy_on_the_cpu_torch_for_many_streams_off_it():
 
 def _natives_case(native, natives, world=1, dropout=True):
     from torchrnn_py.distributed import Context
-    from torchrnn_py.train import _restore_native
+    from torchrnn_py.training_state import restore_native as _restore_native
     said = []
     _restore_native(native, natives, Context(0, world, 0), dropout, said.append)
     return said

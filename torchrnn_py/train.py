@@ -1,8 +1,10 @@
 """train.lua: train a LanguageModel on a preprocessed HDF5/JSON dataset.
 
 Same single-dash flags, defaults, printed lines and checkpoint files as torch-rnn's
-``th train.lua`` (SPEC §4), plus new flags whose defaults keep the original behaviour:
-``-seed N`` (what ``torch.manualSeed(N)`` would have meant to the original).
+``th train.lua`` (docs/compatibility.md, train), plus new flags whose defaults keep the
+original behaviour: ``-seed N`` (what ``torch.manualSeed(N)`` would have meant to the
+original). The loop reads like train.lua's: set up, step, validate and save, interrupt;
+what it changes is one :class:`~torchrnn_py.training_state.TrainingState`.
 
 Library use: ``train(input_h5=..., input_json=..., rnn_size=..., verbose=True)`` takes the
 flags as keyword arguments and returns the histories and the trained model.
@@ -19,105 +21,25 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed
-from .cmdline import lua_number, make_printers, options_class, resolve_keyword_options
+from .cmdline import lua_number, make_printers
 from .criterion import torch7_loss_value
 from .data import DataLoader
-from .device import PRECISION_HELP, choose_device, use_precision
+from .device import choose_device, use_precision
 from .errors import TorchRNNError
 from .evaluate import evaluate_split
-from .fileio import atomic_output, check_distinct, check_output_path
-from .model import MODEL_TYPES, LanguageModel
+from .model import LanguageModel
 from .optim import TorchAdam, clamp_gradients_
 from .rng import TorchGenerator, os_seed
+# DEFAULTS, OPTIONS, TrainOptions and model_parameter_count are re-exported (the old path)
+from .train_checks import (DEFAULTS, FLOAT32_MAX, OPTIONS, TrainOptions, check_checkpoint_dir,
+                           check_finite_weights, check_outputs, memory_error, memory_message,
+                           model_parameter_count, nothing_to_do, physical_memory,
+                           resolve_options, resumed_options, start_iteration)  # noqa: F401
+from .train_csv import CsvLog
+from .training_state import TrainingState
 from .vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-train"
-
-# (name, default, help): train.lua's flags in train.lua's order, then ours.
-OPTIONS = [
-    ("input_h5", "data/tiny-shakespeare.h5", "HDF5 file written by preprocess"),
-    ("input_json", "data/tiny-shakespeare.json", "JSON vocabulary written by preprocess"),
-    ("batch_size", 50, "number of parallel streams per minibatch"),
-    ("seq_length", 50, "time steps per minibatch (truncated backpropagation length)"),
-    ("init_from", "", "start from the model in this checkpoint (.t7)"),
-    ("reset_iterations", 1, "with -init_from: 0 continues counting from the checkpoint's i"),
-    ("model_type", "lstm", "lstm or rnn"),
-    ("wordvec_size", 64, "embedding size"),
-    ("rnn_size", 128, "hidden units per recurrent layer"),
-    ("num_layers", 2, "number of recurrent layers"),
-    ("dropout", 0, "dropout after every recurrent layer (0 = none)"),
-    ("batchnorm", 0, "1 = batch normalisation after every recurrent layer"),
-    ("max_epochs", 50, "number of passes over the training data"),
-    ("learning_rate", 2e-3, "Adam learning rate"),
-    ("grad_clip", 5, "clamp every gradient element to [-grad_clip, grad_clip] (0 = off)"),
-    ("lr_decay_every", 5, "multiply the learning rate by lr_decay_factor every this many epochs"),
-    ("lr_decay_factor", 0.5, "learning-rate decay factor"),
-    ("print_every", 1, "print the loss every this many iterations (0 = never)"),
-    ("checkpoint_every", 1000, "validate and write a checkpoint every this many iterations"),
-    ("checkpoint_name", "cv/checkpoint", "checkpoint files are <name>_<i>.t7 and .json"),
-    ("speed_benchmark", 0, "1 = time every forward/backward pass"),
-    ("memory_benchmark", 0, "1 = record GPU memory use (CUDA only)"),
-    ("gpu", 0, "CUDA device number; -1 = CPU"),
-    ("gpu_backend", "cuda", "cuda (opencl is not available: falls back to the CPU)"),
-    ("seed", -1, "new: seed Torch7's generator as torch.manualSeed(seed) would (-1 = from the OS)"),
-    ("resume_from", "", "new: continue a run exactly from a checkpoint written by this train"),
-    ("log_csv", "", "new: write one CSV row per iteration (i, epoch, loss, lr, seconds, val)"),
-    ("precision", "fp32", PRECISION_HELP),
-]
-DEFAULTS = {name: default for name, default, _ in OPTIONS}
-#: The options of a run, typed: ``opt.rnn_size``; ``opt.as_dict()`` is the saved ``opt``.
-TrainOptions = options_class("TrainOptions", OPTIONS)
-
-
-# Options that must be whole numbers of at least 1; every other numeric option must at
-# least be a finite number (NaN passes every `x < 1` test, infinity most).
-POSITIVE_INTEGERS = ("batch_size", "seq_length", "wordvec_size", "rnn_size", "num_layers")
-# Options that name files this run writes: a resumed run takes them from its own command
-# line (or the defaults), never from the checkpoint it resumes.
-OUTPUT_OPTIONS = ("checkpoint_name", "log_csv", "init_from", "resume_from")
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)     # the weights' and the steps' type
-MAX_SIZE = 2 ** 31 - 1                  # bound of the sizes above (tensor dimensions)
-
-
-def option_problem(name, value):
-    """What is wrong with ``value`` for option ``name`` (type, finiteness, range), or None."""
-    default = DEFAULTS[name]
-    if isinstance(default, str):
-        return None if isinstance(value, str) else f"must be a string, got {value!r}"
-    if not isinstance(value, (int, float)):
-        return f"must be a number, got {value!r}"
-    if not math.isfinite(value):
-        return f"must be a finite number, got {value}"
-    if name in POSITIVE_INTEGERS and (value < 1 or int(value) != value):
-        return f"must be a positive integer, got {value}"
-    if name in POSITIVE_INTEGERS and value > MAX_SIZE:
-        return f"must be at most {MAX_SIZE}, got {value:g}"
-    if name == "grad_clip" and value > FLOAT32_MAX:
-        return f"must be at most {FLOAT32_MAX:.7g} (a float32; 0 = off), got {value}"
-    if name == "dropout" and not 0 <= value < 1:
-        return f"must be at least 0 and below 1, got {value}"
-    if name == "max_epochs" and value < 0:
-        return f"must be a number >= 0, got {value}"
-    if name == "learning_rate" and not 0 < value <= FLOAT32_MAX:
-        return f"must be positive and at most {FLOAT32_MAX:.7g} (a float32), got {value}"
-    return None
-
-
-def resolve_options(options):
-    """Fill defaults and check values; returns the :class:`TrainOptions` train.lua's
-    ``opt`` would hold."""
-    opt = TrainOptions(**resolve_keyword_options(options, DEFAULTS))
-    for name in DEFAULTS:                           # in OPTIONS order: the first one is named
-        problem = option_problem(name, getattr(opt, name))
-        if problem:
-            raise TorchRNNError(f"-{name} {problem}")
-    if opt.model_type not in MODEL_TYPES:
-        raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt.model_type!r}")
-    if opt.resume_from and opt.init_from:
-        raise TorchRNNError("give either -init_from or -resume_from, not both")
-    if opt.gpu_backend not in ("cuda", "opencl"):
-        raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt.gpu_backend!r}")
-    return opt
 
 
 def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=None,
@@ -141,7 +63,7 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=
     checkpoint = None
     if resume_source:
         checkpoint = ckpt.load_checkpoint(resume_source)
-        options = _resumed_options(checkpoint, resume_source, options)
+        options = resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
     context = distributed.setup(use_cuda=opt.gpu >= 0 and opt.gpu_backend == "cuda"
                                 and torch.cuda.is_available())
@@ -168,341 +90,270 @@ def _notice_printer(verbose, warn):
     return lambda msg: None
 
 
-def _resumed_options(checkpoint, source, options):
-    """The options of a resumed run: the checkpoint's, checked, overridden by those given
-    now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint."""
-    if checkpoint.resume is None:
-        raise TorchRNNError(f"{source}: has no resume state (it was not written by "
-                            f"torchrnn_py's train); use -init_from to start from its model")
-    saved = checkpoint.opt
-    merged = {k: v for k, v in (saved if isinstance(saved, dict) else {}).items()
-              if k in DEFAULTS and k not in OUTPUT_OPTIONS}
-    for name, value in merged.items():
-        problem = option_problem(name, value)
-        if problem:
-            raise TorchRNNError(f"{source}: cannot resume: its opt.{name} {problem}")
-    for name in ("batch_size", "seq_length"):
-        if name in options and name in merged and options[name] != merged[name]:
-            raise TorchRNNError(f"-{name} cannot change when resuming ({merged[name]} in "
-                                f"{source}, {options[name]} given)")
-    merged.update(options)
-    merged["init_from"] = ""
-    return merged
-
 
 def _train(opt, checkpoint, context, device, printers, interrupted, progress=None):
-    """The loop of train.lua (SPEC §4), for one process of ``context``."""
-    say, warn, notice = printers
-    vocab = read_vocab(opt.input_json)
-    seeded = opt.seed >= 0
-    generator = TorchGenerator(opt.seed if seeded else os_seed())
-    source = opt.resume_from or opt.init_from
-    if opt.init_from:
-        checkpoint = ckpt.load_checkpoint(opt.init_from)
-    start_i = _start_iteration(opt, checkpoint)
+    """The loop of train.lua (docs/compatibility.md, train), for one process of
+    ``context``: set up, then step, validate and save, until done or interrupted."""
+    run = _Run.set_up(opt, checkpoint, context, device, printers)
+    if run.num_iterations <= run.state.i:
+        run.warn(nothing_to_do(opt, run.state.i, run.num_iterations, run.num_train))
+        return run.result()
+    return run.loop(interrupted, progress)
+
+
+class _Run:
+    """One process's run once set up: ``opt``, the :class:`TrainingState` and where it
+    trains; each phase of train.lua's loop is a method."""
+
+    def __init__(self, opt, state, context, device, printers, rows, num_iterations):
+        self.opt, self.state, self.context, self.device = opt, state, context, device
+        self.say, self.warn, self.notice = printers
+        self.rows = rows                    # this process's rows of the batch, or None
+        self.num_iterations = num_iterations
+        self.num_train = state.loader.split_sizes["train"]
+        self.net = state.model              # what the forward pass runs (DDP under torchrun)
+        self.memory_base = None
+        self.csv_log = None
+
+    @classmethod
+    def set_up(cls, opt, checkpoint, context, device, printers):
+        """Read the data, build or load the model, put back a resumed run: what train.lua
+        does before its loop, in its order."""
+        say, warn, _ = printers
+        vocab = read_vocab(opt.input_json)
+        seeded = opt.seed >= 0
+        generator = TorchGenerator(opt.seed if seeded else os_seed())
+        source = opt.resume_from or opt.init_from
+        if opt.init_from:
+            checkpoint = ckpt.load_checkpoint(opt.init_from)
+        start_i = start_iteration(opt, checkpoint)
+        loader = _data_loader(opt, vocab, checkpoint, source, say, warn)
+        train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
+        rows = context.rows(train_rows) if context.active else None
+        num_iterations = int(math.floor(opt.max_epochs * loader.split_sizes["train"]))
+        check_outputs(opt, start_i, num_iterations)
+        if opt.precision == "fp16":
+            raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
+                                "need loss scaling); train with bf16 or tf32")
+        if checkpoint is not None:
+            say("Resuming from " if opt.resume_from else "Initializing from ", source)
+            model = checkpoint.model
+        else:
+            model = _new_model(opt, vocab, train_rows, generator)
+        _place_model(model, opt, device, warn)
+        native = _dropout_generator(model, generator, seeded, device, rows, train_rows)
+        state = TrainingState(model, TorchAdam(model.parameters(), lr=opt.learning_rate),
+                              loader, generator, native, opt.learning_rate, i=start_i)
+        if opt.resume_from:
+            state.load_histories(checkpoint.histories(opt.resume_from))
+            state.load_state_dict(checkpoint.resume, opt.resume_from, rows, context, device,
+                                  warn)
+        return cls(opt, state, context, device, printers, rows, num_iterations)
+
+    def result(self):
+        """train()'s dict: the histories, ``opt``, ``i`` and the model."""
+        return dict(self.state.histories(), opt=self.opt.as_dict(), i=self.state.i,
+                    model=self.state.model)
+
+    def loop(self, interrupted, progress):
+        """train.lua's loop, from the iteration after ``state.i`` to the last."""
+        self._prepare()
+        self.state.start_clock()
+        self.state.model.train()
+        watching = interrupted is not None
+        if watching and interrupted():              # Ctrl-C while setting up: nothing to save
+            raise KeyboardInterrupt
+        try:
+            for i in range(self.state.i + 1, self.num_iterations + 1):
+                self.state.i = i
+                loss = self.step(i)
+                val_loss = written = None
+                if (self.opt.checkpoint_every > 0 and i % self.opt.checkpoint_every == 0) \
+                        or i == self.num_iterations:
+                    val_loss, written = self.validate_and_save(i)
+                self.report(i, loss, val_loss, written, progress)
+                if watching and distributed.any_process(self.context, interrupted()):
+                    if i == self.num_iterations:    # finished anyway, final checkpoint written
+                        break
+                    self.interrupt(i)
+        finally:
+            if self.csv_log is not None:
+                self.csv_log.close()
+        return self.result()
+
+    def _prepare(self):
+        """Before the first step: the checkpoint folder, the memory baseline, DDP, the CSV."""
+        opt, device = self.opt, self.device
+        check_checkpoint_dir(opt)                   # every process: fail before training
+        if opt.memory_benchmark and device.type == "cuda":
+            self.memory_base = _gpu_memory_used(device)
+        if self.context.active:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.state.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if opt.log_csv and self.context.is_main:
+            self.csv_log = CsvLog(opt.log_csv,
+                                   keep_until=self.state.i if opt.resume_from else None)
+            self.notice(f"writing CSV log {opt.log_csv}")
+
+    def step(self, i):
+        """Iteration ``i``: the epoch's resets, one training step, its loss checked, kept
+        and printed; returns the loss."""
+        opt = self.opt
+        if i % self.num_train == 0:
+            self._new_epoch(i)
+        loss = self._train_step()
+        if not math.isfinite(loss):
+            raise TorchRNNError(
+                f"the training loss became {loss} at iteration {i}: training diverged "
+                f"and stopped (no checkpoint of it was written); try a lower "
+                f"-learning_rate (now {self.state.learning_rate:g}) or -grad_clip")
+        self.state.train_loss_history.append(loss)
+        if opt.print_every > 0 and i % opt.print_every == 0:
+            self.say("Epoch %.2f / %d, i = %d / %d, loss = %f"
+                     % (i / self.num_train + 1, opt.max_epochs, i, self.num_iterations, loss))
+        return loss
+
+    def _new_epoch(self, i):
+        """At an epoch's end: forget the recurrent states; every lr_decay_every epochs
+        decay the learning rate and (train.lua's quirk) drop Adam's state."""
+        opt, state = self.opt, self.state
+        epoch = i // self.num_train + 1
+        state.model.reset_states()
+        if opt.lr_decay_every > 0 and epoch % opt.lr_decay_every == 0:
+            learning_rate = state.learning_rate * opt.lr_decay_factor
+            if not abs(learning_rate) <= FLOAT32_MAX:
+                raise TorchRNNError(f"the learning rate became {learning_rate:g} at "
+                                    f"iteration {i} (-lr_decay_factor "
+                                    f"{opt.lr_decay_factor}): too large to train")
+            state.optimizer.reset_state()
+            state.set_learning_rate(learning_rate)
+
+    def _train_step(self):
+        """One forward/backward/clamp/Adam step on the next training batch; returns the loss
+        (over the whole batch, all processes' streams)."""
+        state, device = self.state, self.device
+        x, y = state.loader.next_batch("train", self.rows)              # (N, T) each
+        x, y = x.to(device), y.to(device)
+        state.optimizer.zero_grad(set_to_none=False)
+        if self.opt.speed_benchmark:
+            _synchronize(device)
+            start = time.perf_counter()
+        scores = self.net(x)                                            # (N, T, V)
+        state.model.loss(scores, y).backward()
+        if self.opt.speed_benchmark:
+            _synchronize(device)
+            elapsed = time.perf_counter() - start
+            self.say("Forward / Backward pass took ", lua_number(elapsed))
+            state.forward_backward_times.append(elapsed)
+        if self.memory_base is not None:
+            used = _gpu_memory_used(device) - self.memory_base
+            self.say("Using %dMB of memory" % (used / 1024 / 1024))
+            state.memory_usage.append(used)
+        loss = torch7_loss_value(scores, y, self.context)
+        clamp_gradients_(state.model.parameters(), self.opt.grad_clip)
+        state.optimizer.step()
+        return loss
+
+    def validate_and_save(self, i):
+        """The val loss (rank 0) and the checkpoint of iteration ``i``; returns (val loss,
+        the .t7 written), each None on the other processes."""
+        state, context = self.state, self.context
+        val_loss = written = failure = None
+        try:
+            if context.is_main:
+                val_loss = evaluate_split(state.model, state.loader, "val", self.device)
+                self.say("val_loss = ", lua_number(val_loss))
+                state.val_loss_history.append(val_loss)
+                state.val_loss_history_it.append(i)
+            state.model.reset_states()
+            state.model.train()
+        except (TorchRNNError, OSError) as err:
+            failure = err
+        _stop_together(context, failure)            # the others wait here (no timeout)
+        try:
+            written = self.write_checkpoint(i, None)
+        except (TorchRNNError, OSError) as err:
+            failure = err
+        _stop_together(context, failure)
+        return val_loss, written
+
+    def write_checkpoint(self, at, layer_states):
+        """Rank 0 writes ``<checkpoint_name>_<at>.t7`` and ``.json``; returns the .t7 path
+        (None on the other processes)."""
+        state = self.state
+        check_finite_weights(state.model, at)
+        natives = distributed.gather_objects(
+            self.context, state.native.get_state() if state.native is not None else None)
+        if not self.context.is_main:
+            return None
+        resume = state.state_dict(natives, layer_states)
+        path = "%s_%d.t7" % (self.opt.checkpoint_name, at)
+        ckpt.Checkpoint(state.model, opt=self.opt.as_dict(), i=at, resume=resume,
+                        **state.histories()).save(path)
+        self.notice(f"wrote {path}")
+        self.notice(f"wrote {os.path.splitext(path)[0]}.json")
+        return path
+
+    def report(self, i, loss, val_loss, written, progress):
+        """The CSV row and the progress callback of iteration ``i``."""
+        seconds = self.state.seconds()
+        learning_rate = self.state.learning_rate
+        if self.csv_log is not None:
+            self.csv_log.write(i, i / self.num_train + 1, loss, learning_rate, seconds,
+                               val_loss)
+        if progress is not None:
+            progress({"i": i, "num_iterations": self.num_iterations,
+                      "epoch": i / self.num_train + 1, "loss": loss,
+                      "learning_rate": learning_rate, "val_loss": val_loss,
+                      "checkpoint": written, "seconds": seconds})
+
+    def interrupt(self, i):
+        """Interrupted after iteration ``i``: write a checkpoint that -resume_from continues
+        exactly (with the recurrent states of every process) and stop."""
+        states = [None if state is None else
+                  tuple(distributed.gather_rows(self.context, t) for t in state)
+                  for state in self.state.model.get_states()]
+        path = self.write_checkpoint(i, states)
+        distributed.barrier(self.context)
+        if path:
+            self.say(f"Interrupted after iteration {i}: wrote {path} "
+                     f"(continue with -resume_from {path})")
+        raise KeyboardInterrupt
+
+
+def _data_loader(opt, vocab, checkpoint, source, say, warn):
+    """The DataLoader of opt's data, mapping its tokens to a loaded model's when they differ."""
     token_map = None
     if source:
         token_map = model_token_map(vocab, checkpoint.model.vocab, opt.input_json, source)
         if token_map is not None:
             warn(token_map_message(token_map, checkpoint.model.vocab_size))
-    loader = DataLoader(opt.input_h5, opt.batch_size, opt.seq_length,
-                        vocab_size=len(vocab), log=say, token_map=token_map)
-    train_rows = loader.batch_sizes["train"]      # opt's batch size, or less for tiny data
-    rows = context.rows(train_rows) if context.active else None
-    num_train = loader.split_sizes["train"]
-    num_iterations = int(math.floor(opt.max_epochs * num_train))
-    _check_outputs(opt, start_i, num_iterations)
-    if opt.precision == "fp16":
-        raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
-                            "need loss scaling); train with bf16 or tf32")
+    return DataLoader(opt.input_h5, opt.batch_size, opt.seq_length,
+                      vocab_size=len(vocab), log=say, token_map=token_map)
 
-    if checkpoint is not None:
-        say("Resuming from " if opt.resume_from else "Initializing from ", source)
-        model = checkpoint.model
-    else:
-        model = _new_model(opt, vocab, train_rows, generator)
+
+def _place_model(model, opt, device, warn):
+    """The model on its device at its precision; one line when it does not fit."""
     try:
         model.to(device)
     except (RuntimeError, MemoryError) as err:
-        raise _memory_error(err, opt.as_dict(), model) from None
+        raise memory_error(err, opt.as_dict(), model) from None
     use_precision(model, opt.precision, device, warn)
-    native = None
+
+
+def _dropout_generator(model, generator, seeded, device, rows, train_rows):
+    """Give the model its dropout masks' generator; returns PyTorch's (unseeded on a GPU)
+    or None when the masks come from Torch7's ``generator``."""
     if seeded or device.type == "cpu":
         # Torch7's masks from Torch7's generator, as the original draws them (on the CPU
         # this is also the fastest way: numpy draws them faster than torch.bernoulli_)
         model.set_dropout_generator(generator, rows=_row_share(rows, train_rows))
-    else:
-        # unseeded on a GPU: PyTorch's own masks, drawn on the device
-        native = torch.Generator(device=device)
-        native.manual_seed(os_seed() & (2 ** 63 - 1))
-        model.set_dropout_generator(native)
-
-    optimizer = TorchAdam(model.parameters(), lr=opt.learning_rate)
-    learning_rate = opt.learning_rate
-    history = {key: [] for key in ckpt.HISTORY_KEYS}
-    elapsed_before = 0.0
-    if opt.resume_from:
-        history = checkpoint.histories(opt.resume_from)
-        learning_rate, elapsed_before = _restore(opt, checkpoint, model, optimizer, loader,
-                                                 generator, native, rows, context, device,
-                                                 warn)
-    if num_iterations <= start_i:
-        warn(_nothing_to_do(opt, start_i, num_iterations, num_train))
-        return dict(history, opt=opt.as_dict(), i=start_i, model=model)
-    _check_checkpoint_dir(opt)                      # every process: fail before training
-    memory_base = (_gpu_memory_used(device)
-                   if opt.memory_benchmark and device.type == "cuda" else None)
-    net = model
-    if context.active:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    csv_log = None
-    if opt.log_csv and context.is_main:
-        csv_log = _CsvLog(opt.log_csv, keep_until=start_i if opt.resume_from else None)
-        notice(f"writing CSV log {opt.log_csv}")
-
-    started = time.perf_counter() - elapsed_before
-    i = start_i
-
-    def write_checkpoint(at, layer_states):
-        _check_finite_weights(model, at)
-        natives = distributed.gather_objects(
-            context, native.get_state() if native is not None else None)
-        if context.is_main:
-            state = ckpt.ResumeState.capture(model, optimizer, loader, learning_rate,
-                                             generator, natives, layer_states,
-                                             time.perf_counter() - started)
-            path = "%s_%d.t7" % (opt.checkpoint_name, at)
-            ckpt.Checkpoint(model, opt=opt.as_dict(), i=at, resume=state, **history).save(path)
-            notice(f"wrote {path}")
-            notice(f"wrote {os.path.splitext(path)[0]}.json")
-            return path
         return None
-
-    model.train()
-    watching = interrupted is not None
-    if watching and interrupted():                  # Ctrl-C while setting up: nothing to save
-        raise KeyboardInterrupt
-    try:
-        for i in range(start_i + 1, num_iterations + 1):
-            epoch = i // num_train + 1
-            if i % num_train == 0:
-                model.reset_states()
-                if opt.lr_decay_every > 0 and epoch % opt.lr_decay_every == 0:
-                    learning_rate *= opt.lr_decay_factor
-                    if not abs(learning_rate) <= FLOAT32_MAX:
-                        raise TorchRNNError(f"the learning rate became {learning_rate:g} at "
-                                            f"iteration {i} (-lr_decay_factor "
-                                            f"{opt.lr_decay_factor}): too large to train")
-                    optimizer.reset_state()                # quirk: train.lua drops Adam's state
-                    for group in optimizer.param_groups:
-                        group["lr"] = learning_rate
-
-            loss = _train_step(net, model, optimizer, loader, rows, device, opt, history,
-                               memory_base, say, context)
-            if not math.isfinite(loss):
-                raise TorchRNNError(
-                    f"the training loss became {loss} at iteration {i}: training diverged "
-                    f"and stopped (no checkpoint of it was written); try a lower "
-                    f"-learning_rate (now {learning_rate:g}) or -grad_clip")
-            history["train_loss_history"].append(loss)
-            if opt.print_every > 0 and i % opt.print_every == 0:
-                say("Epoch %.2f / %d, i = %d / %d, loss = %f"
-                    % (i / num_train + 1, opt.max_epochs, i, num_iterations, loss))
-
-            val_loss = written = None
-            if (opt.checkpoint_every > 0 and i % opt.checkpoint_every == 0) \
-                    or i == num_iterations:
-                failure = None
-                try:
-                    if context.is_main:
-                        val_loss = evaluate_split(model, loader, "val", device)
-                        say("val_loss = ", lua_number(val_loss))
-                        history["val_loss_history"].append(val_loss)
-                        history["val_loss_history_it"].append(i)
-                    model.reset_states()
-                    model.train()
-                except (TorchRNNError, OSError) as err:
-                    failure = err
-                _stop_together(context, failure)    # the others wait here (no timeout)
-                try:
-                    written = write_checkpoint(i, None)
-                except (TorchRNNError, OSError) as err:
-                    failure = err
-                _stop_together(context, failure)
-            seconds = time.perf_counter() - started
-            if csv_log is not None:
-                csv_log.write(i, i / num_train + 1, loss, learning_rate, seconds, val_loss)
-            if progress is not None:
-                progress({"i": i, "num_iterations": num_iterations, "epoch": i / num_train + 1,
-                          "loss": loss, "learning_rate": learning_rate, "val_loss": val_loss,
-                          "checkpoint": written, "seconds": seconds})
-            if watching and distributed.any_process(context, interrupted()):
-                if i == num_iterations:             # finished anyway, final checkpoint written
-                    break
-                states = [None if state is None else
-                          tuple(distributed.gather_rows(context, t) for t in state)
-                          for state in model.get_states()]
-                path = write_checkpoint(i, states)
-                distributed.barrier(context)
-                if path:
-                    say(f"Interrupted after iteration {i}: wrote {path} "
-                        f"(continue with -resume_from {path})")
-                raise KeyboardInterrupt
-    finally:
-        if csv_log is not None:
-            csv_log.close()
-    return dict(history, opt=opt.as_dict(), i=i, model=model)
-
-
-def _start_iteration(opt, checkpoint):
-    """The iteration the loop continues from: the checkpoint's ``i`` when resuming (or
-    with ``-reset_iterations 0``), else 0. Refuses an ``i`` that is not a count."""
-    if checkpoint is None or (opt.init_from and opt.reset_iterations != 0):
-        return 0
-    source = opt.resume_from or opt.init_from
-    i = 0 if opt.init_from and checkpoint.i is None else checkpoint.i
-    if isinstance(i, bool) or not isinstance(i, (int, float)) or not math.isfinite(i) \
-            or i < 0 or int(i) != i:
-        raise TorchRNNError(f"{source}: its iteration count i should be a whole number >= 0, "
-                            f"found {i!r}")
-    return int(i)
-
-
-def _restore(opt, checkpoint, model, optimizer, loader, generator, native, rows, context,
-             device, warn):
-    """Put back what ``-resume_from`` continues; returns (learning rate, elapsed seconds)."""
-    restored = checkpoint.resume.restore(opt.resume_from, model, optimizer, loader,
-                                         generator)
-    learning_rate, states = restored.learning_rate, restored.layer_states
-    natives, elapsed = restored.native_states, restored.elapsed
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate
-    model.set_states(None if state is None else tuple(
-        t[rows].to(device) if rows is not None else t.to(device) for t in state)
-        for state in states)
-    _restore_native(native, natives, context, model.dropout > 0, warn)
-    return learning_rate, elapsed
-
-
-def _nothing_to_do(opt, start_i, num_iterations, num_train):
-    """The warning of a run whose -max_epochs leaves no iteration to train."""
-    if start_i == 0:
-        return (f"-max_epochs {opt.max_epochs} is less than one iteration (an epoch is "
-                f"{num_train} iterations): nothing was trained and nothing written")
-    return (f"the checkpoint is at iteration {start_i} and -max_epochs {opt.max_epochs} "
-            f"ends at iteration {num_iterations}: nothing was trained and nothing written")
-
-
-def _checkpoint_number(opt, path):
-    """The iteration i if ``path`` is one of this run's checkpoint files
-    (<checkpoint_name>_<i>.t7 or .json), else None."""
-    prefix = os.path.realpath(opt.checkpoint_name) + "_"
-    target = os.path.realpath(path)
-    if not target.startswith(prefix):
-        return None
-    number, dot, ext = target[len(prefix):].partition(".")
-    return int(number) if dot and ext in ("t7", "json") and number.isdigit() else None
-
-
-def _check_outputs(opt, start_i, num_iterations):
-    """Before anything is written: no output (the CSV log, a checkpoint this run writes)
-    may be one of the inputs, and the CSV log may not be one of the checkpoints."""
-    inputs = {"input_h5": opt.input_h5, "input_json": opt.input_json,
-              "init_from_checkpoint": opt.init_from,
-              "resume_from_checkpoint": opt.resume_from}
-    for name, path in inputs.items():
-        if path and opt.log_csv:
-            check_distinct(**{name: path, "CSV_log": opt.log_csv})
-    for name, path in dict(inputs, CSV_log=opt.log_csv).items():
-        number = _checkpoint_number(opt, path) if path else None
-        if number is not None and start_i < number <= num_iterations:
-            raise TorchRNNError(f"{path}: a checkpoint of this run (-checkpoint_name "
-                                f"{opt.checkpoint_name}) would overwrite the "
-                                f"{name.replace('_', ' ')}; choose another name")
-
-
-def _check_finite_weights(model, i):
-    """Never write a checkpoint of a model whose weights are NaN or infinite."""
-    for name, param in model.named_parameters():
-        if not bool(torch.isfinite(param).all()):
-            raise TorchRNNError(f"the model's weights became non-finite ({name}) at iteration "
-                                f"{i}: training diverged and stopped (no checkpoint of it "
-                                f"was written); try a lower -learning_rate or -grad_clip")
-
-
-def model_parameter_count(model_type, vocab_size, wordvec_size, rnn_size, num_layers,
-                          batchnorm=0):
-    """The number of parameters LanguageModel would have (without building it)."""
-    V, D, H, L = vocab_size, wordvec_size, rnn_size, num_layers
-    G = 4 * H if model_type == "lstm" else H
-    layers = (D + H) * G + G + (L - 1) * (2 * H * G + G)
-    return V * D + layers + (2 * H * L if batchnorm == 1 else 0) + H * V + V
-
-
-def _physical_memory():
-    """Bytes of physical memory, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _new_model(opt, vocab, batch_rows, generator):
-    """A fresh LanguageModel of opt's size; one line (not an allocator traceback) when it
-    cannot fit in this machine's memory."""
-    H, L, T = int(opt.rnn_size), int(opt.num_layers), int(opt.seq_length)
-    params = model_parameter_count(opt.model_type, len(vocab), int(opt.wordvec_size),
-                                   H, L, opt.batchnorm)
-    # float32 weights, gradients and two Adam moments, plus the activations of a batch
-    needed = 4 * (4 * params + batch_rows * T * (8 * H * L + 3 * len(vocab)))
-    memory = _physical_memory()
-    if memory is not None and needed > memory:
-        raise TorchRNNError(_memory_message(opt.as_dict(), params, needed, memory))
-    try:
-        return LanguageModel(vocab, opt.model_type, opt.wordvec_size, opt.rnn_size,
-                             opt.num_layers, opt.dropout, opt.batchnorm,
-                             generator=generator)
-    except (RuntimeError, MemoryError) as err:
-        raise _memory_error(err, opt.as_dict(), None, params) from None
-
-
-def _memory_message(sizes, params, needed=None, memory=None):
-    size = (f"-model_type {sizes['model_type']} -num_layers {sizes['num_layers']} -rnn_size "
-            f"{sizes['rnn_size']} -wordvec_size {sizes['wordvec_size']}: {params:,} parameters")
-    if needed is None:
-        return f"not enough memory for the model asked for ({size})"
-    return (f"the model asked for is too large for this machine ({size}, about "
-            f"{needed / 2 ** 30:,.1f} GiB to train, {memory / 2 ** 30:,.1f} GiB of memory)")
-
-
-def _memory_error(err, opt, model, params=None):
-    """A TorchRNNError for an allocation failure; other RuntimeErrors are re-raised."""
-    text = str(err).lower()
-    if not isinstance(err, MemoryError) and "alloc" not in text and "out of memory" not in text:
-        raise err
-    sizes = opt
-    if model is not None:
-        params = sum(p.numel() for p in model.parameters())
-        sizes = {"model_type": model.model_type, "num_layers": model.num_layers,
-                 "rnn_size": model.rnn_size, "wordvec_size": model.wordvec_dim}
-    return TorchRNNError(_memory_message(sizes, params))
-
-
-def _restore_native(native, natives, context, dropout, warn):
-    """Continue the on-device dropout masks of an unseeded GPU run, or say in one line why
-    they restart (saved on the CPU, by another number of processes, or not needed now)."""
-    saved = natives[context.rank] if len(natives) == context.world_size else None
-    if native is not None and saved is not None:
-        try:
-            native.set_state(saved)
-            return
-        except RuntimeError:      # saved on another kind of device
-            pass
-    if dropout and (native is not None or any(n is not None for n in natives)):
-        warn("the dropout masks restart from a new seed: this unseeded run was saved on "
-             "another kind of device or by another number of processes (use -seed for "
-             "runs that move)")
+    # unseeded on a GPU: PyTorch's own masks, drawn on the device
+    native = torch.Generator(device=device)
+    native.manual_seed(os_seed() & (2 ** 63 - 1))
+    model.set_dropout_generator(native)
+    return native
 
 
 def _stop_together(context, failure):
@@ -514,36 +365,28 @@ def _stop_together(context, failure):
         raise TorchRNNError("stopped because process 0 failed (its error is above)")
 
 
+def _new_model(opt, vocab, batch_rows, generator):
+    """A fresh LanguageModel of opt's size; one line (not an allocator traceback) when it
+    cannot fit in this machine's memory."""
+    H, L, T = int(opt.rnn_size), int(opt.num_layers), int(opt.seq_length)
+    params = model_parameter_count(opt.model_type, len(vocab), int(opt.wordvec_size),
+                                   H, L, opt.batchnorm)
+    # float32 weights, gradients and two Adam moments, plus the activations of a batch
+    needed = 4 * (4 * params + batch_rows * T * (8 * H * L + 3 * len(vocab)))
+    memory = physical_memory()
+    if memory is not None and needed > memory:
+        raise TorchRNNError(memory_message(opt.as_dict(), params, needed, memory))
+    try:
+        return LanguageModel(vocab, opt.model_type, opt.wordvec_size, opt.rnn_size,
+                             opt.num_layers, opt.dropout, opt.batchnorm,
+                             generator=generator)
+    except (RuntimeError, MemoryError) as err:
+        raise memory_error(err, opt.as_dict(), None, params) from None
+
+
 def _row_share(rows, batch_size):
     """(first row, last row + 1, all rows) of this process's streams, or None."""
     return None if rows is None else (rows.start, rows.stop, batch_size)
-
-
-class _CsvLog:
-    """One row per iteration (-log_csv), flushed as written so a run can be followed live.
-    ``keep_until``: resuming from iteration i keeps the rows up to i and appends after them."""
-
-    HEADER = "i,epoch,loss,learning_rate,seconds,val_loss\n"
-
-    def __init__(self, path, keep_until=None):
-        check_output_path(path, "CSV log", create_dir=True)
-        kept = []
-        if keep_until is not None and os.path.exists(path):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                kept = [line for line in f.readlines()[1:]
-                        if line.split(",", 1)[0].isdigit()
-                        and int(line.split(",", 1)[0]) <= keep_until]
-        with atomic_output(path, "w", what="CSV log", encoding="utf-8") as f:
-            f.write(self.HEADER)
-            f.writelines(kept)
-        self.file = open(path, "a", encoding="utf-8", buffering=1)
-
-    def write(self, i, epoch, loss, learning_rate, seconds, val_loss):
-        val = "" if val_loss is None else repr(val_loss)
-        self.file.write(f"{i},{epoch!r},{loss!r},{learning_rate!r},{seconds:.3f},{val}\n")
-
-    def close(self):
-        self.file.close()
 
 
 @contextlib.contextmanager
@@ -567,39 +410,6 @@ def _interrupt_flag(enabled):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _train_step(net, model, optimizer, loader, rows, device, opt, history, memory_base, say,
-                context):
-    """One forward/backward/clamp/Adam step on the next training batch; returns the loss
-    (over the whole batch, all processes' streams)."""
-    x, y = loader.next_batch("train", rows)
-    x, y = x.to(device), y.to(device)
-    optimizer.zero_grad(set_to_none=False)
-    if opt.speed_benchmark:
-        _synchronize(device)
-        start = time.perf_counter()
-    scores = net(x)
-    model.loss(scores, y).backward()
-    if opt.speed_benchmark:
-        _synchronize(device)
-        elapsed = time.perf_counter() - start
-        say("Forward / Backward pass took ", lua_number(elapsed))
-        history["forward_backward_times"].append(elapsed)
-    if memory_base is not None:
-        used = _gpu_memory_used(device) - memory_base
-        say("Using %dMB of memory" % (used / 1024 / 1024))
-        history["memory_usage"].append(used)
-    loss = torch7_loss_value(scores, y, context)
-    clamp_gradients_(model.parameters(), opt.grad_clip)
-    optimizer.step()
-    return loss
-
-
-def _check_checkpoint_dir(opt):
-    """Fail before training, not hours later, if checkpoints cannot be written."""
-    path = "%s_%d.t7" % (opt.checkpoint_name, 0)
-    check_output_path(path, "checkpoint", create_dir=True)
 
 
 def _synchronize(device):
