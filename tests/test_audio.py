@@ -12,6 +12,7 @@ import pytest
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
+from torchrnn_py.cli import audio as audio_cli
 from torchrnn_py import audio
 from torchrnn_py.bintoutf8 import BCL_ALPHABET, OFFSET_BASE
 from torchrnn_py.cmdline import UsageError
@@ -321,7 +322,7 @@ def test_bad_rates():
 # --------------------------------------------------------------------------- commands
 
 def run(capsys, *argv):
-    status = audio.main([str(a) for a in argv])
+    status = audio_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from torchrnn_py.cli import bintoutf8 as b2u_cli
 from torchrnn_py import bintoutf8 as b2u
 from torchrnn_py.cli.bintoutf8 import parse_unknown
 from torchrnn_py.cmdline import UsageError
@@ -161,7 +162,7 @@ def test_encoding_with_a_given_table_maps_through_it(tmp_path):
     src = tmp_path / "seed.raw"
     src.write_bytes(b"cab")
     (tmp_path / "model.bcl").write_bytes(table)
-    assert b2u.main_encode([str(src), "--use-table", str(tmp_path / "model.bcl")]) == 0
+    assert b2u_cli.main_encode([str(src), "--use-table", str(tmp_path / "model.bcl")]) == 0
     assert (tmp_path / "seed.raw.txt").read_text("utf-8") == "%#$"
     assert (tmp_path / "seed.raw.bcl").read_bytes() == table
 
@@ -170,9 +171,9 @@ def test_table_written_where_asked(tmp_path):
     src = tmp_path / "a.raw"
     src.write_bytes(b"xyz")
     out = tmp_path / "text.txt"
-    assert b2u.main_encode([str(src), str(out), "--table", str(tmp_path / "t.bcl")]) == 0
+    assert b2u_cli.main_encode([str(src), str(out), "--table", str(tmp_path / "t.bcl")]) == 0
     assert (tmp_path / "t.bcl").exists() and not (tmp_path / "text.bcl").exists()
-    assert b2u.main_decode([str(out), str(tmp_path / "b"), "--table",
+    assert b2u_cli.main_decode([str(out), str(tmp_path / "b"), "--table",
                             str(tmp_path / "t.bcl")]) == 0
     assert (tmp_path / "b").read_bytes() == b"xyz"
 
@@ -196,10 +197,10 @@ def test_offset_mode_table_is_refused_once_by_the_codec(tmp_path, capsys):
         b2u.encode_file(absent, mode="offset", use_table=str(tmp_path / "absent.bcl"))
     with pytest.raises(UsageError, match="^--table is for bcl mode; offset mode has no table$"):
         b2u.decode_file(absent, mode="offset", table_path=str(tmp_path / "t.bcl"))
-    assert b2u.main_encode([absent, "--mode", "offset", "--use-table", "absent.bcl"]) == 2
+    assert b2u_cli.main_encode([absent, "--mode", "offset", "--use-table", "absent.bcl"]) == 2
     assert capsys.readouterr().err == ("bintoutf8: error: --table and --use-table are for bcl "
                                        "mode; offset mode has no table\n")
-    assert b2u.main_decode([absent, "--mode", "offset", "--table", "t.bcl"]) == 2
+    assert b2u_cli.main_decode([absent, "--mode", "offset", "--table", "t.bcl"]) == 2
     assert capsys.readouterr().err == ("utf8tobin: error: --table is for bcl mode; offset mode "
                                        "has no table\n")
     assert os.listdir(tmp_path) == []
@@ -299,18 +300,18 @@ def test_commands_default_names_and_summary(tmp_path, capsys):
     src = tmp_path / "voice.raw"
     data = random_bytes(9, 5000)
     src.write_bytes(data)
-    assert b2u.main_encode([str(src)]) == 0
+    assert b2u_cli.main_encode([str(src)]) == 0
     out = capsys.readouterr().out
     assert "5000 bytes" in out and "5000 characters" in out and "voice.raw.bcl" in out
     assert (tmp_path / "voice.raw.txt").exists() and (tmp_path / "voice.raw.bcl").exists()
     # sampled text ends with a newline: skipped by default, and reported
     with open(tmp_path / "voice.raw.txt", "a", encoding="utf-8") as f:
         f.write("\n")
-    assert b2u.main_decode([str(tmp_path / "voice.raw.txt")]) == 0
+    assert b2u_cli.main_decode([str(tmp_path / "voice.raw.txt")]) == 0
     out = capsys.readouterr().out
     assert "1 character not in the table" in out
     assert (tmp_path / "voice.raw.bin").read_bytes() == data
-    assert b2u.main_decode([str(tmp_path / "voice.raw.txt"), str(tmp_path / "r.bin"),
+    assert b2u_cli.main_decode([str(tmp_path / "voice.raw.txt"), str(tmp_path / "r.bin"),
                             "--unknown", "0x80"]) == 0
     assert (tmp_path / "r.bin").read_bytes() == data + b"\x80"
     assert "0x80" in capsys.readouterr().out
@@ -353,7 +354,7 @@ def project(tmp_path):
 def test_bad_inputs_one_line_and_outputs_intact(project, capsys):
     d, existing = project
     text, table = str(d / "voice.raw.txt"), str(d / "voice.raw.bcl")
-    enc, dec = b2u.main_encode, b2u.main_decode
+    enc, dec = b2u_cli.main_encode, b2u_cli.main_decode
     cases = [
         (enc, [str(d / "nope.raw"), str(existing)], "not found"),
         (dec, [str(d / "nope.txt"), str(existing)], "not found"),
@@ -388,12 +389,12 @@ def test_bad_inputs_one_line_and_outputs_intact(project, capsys):
 def test_usage_errors(project, capsys):
     d, existing = project
     text = str(d / "voice.raw.txt")
-    err = run_failing(b2u.main_decode, [text, str(existing), "--unknown", "300"], capsys, 2)
+    err = run_failing(b2u_cli.main_decode, [text, str(existing), "--unknown", "300"], capsys, 2)
     assert "--unknown" in err
-    run_failing(b2u.main_decode, [text, "--mode", "rot13"], capsys, 2)
-    run_failing(b2u.main_encode, [str(d / "voice.raw"), "--mode", "offset", "--table", "t.bcl"],
+    run_failing(b2u_cli.main_decode, [text, "--mode", "rot13"], capsys, 2)
+    run_failing(b2u_cli.main_encode, [str(d / "voice.raw"), "--mode", "offset", "--table", "t.bcl"],
                 capsys, 2)
-    err = run_failing(b2u.main_encode, [str(d / "voice.raw"), str(d / "voice.raw")], capsys)
+    err = run_failing(b2u_cli.main_encode, [str(d / "voice.raw"), str(d / "voice.raw")], capsys)
     assert "overwrite" in err
     assert existing.read_bytes() == b"keep me"
 

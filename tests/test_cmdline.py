@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import GOLDEN
+from torchrnn_py.cli import evaluate as evaluate_cli, sample as sample_cli, train as train_cli
 from torchrnn_py import cmdline, evaluate, sample, train
 from torchrnn_py.errors import TorchRNNError
 
@@ -14,7 +15,7 @@ CP = GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"
 
 
 def test_unknown_train_option_suggests_the_closest(capsys):
-    assert train.main(["-rnnsize", "64"]) == cmdline.USAGE_ERROR
+    assert train_cli.main(["-rnnsize", "64"]) == cmdline.USAGE_ERROR
     out, err = capsys.readouterr()
     assert out == ""
     assert err == ("torchrnn-train: error: unknown option -rnnsize (did you mean -rnn_size? "
@@ -22,9 +23,9 @@ def test_unknown_train_option_suggests_the_closest(capsys):
 
 
 @pytest.mark.parametrize("module, typo, meant", [
-    (sample, "-temprature", "-temperature"),
-    (sample, "--numsamples", "--num_samples"),
-    (evaluate, "-chekpoint", "-checkpoint"),
+    (sample_cli, "-temprature", "-temperature"),
+    (sample_cli, "--numsamples", "--num_samples"),
+    (evaluate_cli, "-chekpoint", "-checkpoint"),
 ])
 def test_unknown_option_suggestion_in_sample_and_eval(capsys, module, typo, meant):
     assert module.main([typo, "1"]) == cmdline.USAGE_ERROR
@@ -50,7 +51,7 @@ def test_require_finite_refuses_nan_and_infinity(value):
 @pytest.mark.parametrize("flag", ["gpu", "batch_size", "seq_length"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_eval_refuses_non_finite_numbers_in_one_line(capsys, flag, value):
-    status = evaluate.main(["-checkpoint", str(CP), f"-{flag}", value])
+    status = evaluate_cli.main(["-checkpoint", str(CP), f"-{flag}", value])
     out, err = capsys.readouterr()
     assert status == 1 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import GOLDEN, LEGACY, PREPROCESS
+from torchrnn_py.cli import evaluate as eval_cli
 from torchrnn_py import evaluate as eval_mod
 from torchrnn_py.checkpoint import load_checkpoint
 
@@ -23,7 +24,7 @@ LOSS_LINE = re.compile(r"^(train|val|test) loss = (\d+\.\d{6})$")
 
 
 def run(argv, capsys):
-    status = eval_mod.main([str(a) for a in argv])
+    status = eval_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 

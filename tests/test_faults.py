@@ -20,6 +20,7 @@ import time
 import pytest
 
 from conftest import GOLDEN, make_tiny_h5
+from torchrnn_py.cli import bintoutf8 as bintoutf8_cli, preprocess as preprocess_cli, train as train_cli
 from torchrnn_py import bintoutf8, fileio, preprocess
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import train as train_mod
@@ -301,7 +302,7 @@ def test_full_disk_during_training_is_one_line(tiny_h5, tmp_path, monkeypatch, t
             "-checkpoint_every", "3", "-checkpoint_name", str(cv / "cp")]
     injector = FaultyOs(target, "write", enospc, 100)
     monkeypatch.setattr(fileio.outputs, "os", injector)
-    rc, out, err = _run(train_mod.main, argv)
+    rc, out, err = _run(train_cli.main, argv)
     monkeypatch.setattr(fileio.outputs, "os", os)
     assert injector.fired and rc == 1
     assert err.splitlines() == [f"wrote {cv / 'cp_3'}.t7", f"wrote {cv / 'cp_3'}.json",
@@ -326,7 +327,7 @@ def _preprocess_argv(tmp_path, text):
 
 @pytest.mark.parametrize("where", ["json", "h5"])
 def test_full_disk_in_preprocess_keeps_old_outputs(tmp_path, monkeypatch, where):
-    assert _run(preprocess.main, _preprocess_argv(tmp_path, "hello world\n" * 50))[0] == 0
+    assert _run(preprocess_cli.main, _preprocess_argv(tmp_path, "hello world\n" * 50))[0] == 0
     old_h5, old_json = (tmp_path / "out.h5").read_bytes(), (tmp_path / "out.json").read_bytes()
     if where == "json":
         monkeypatch.setattr(fileio.outputs, "os", FaultyOs("out.json", "write", enospc, 10))
@@ -334,7 +335,7 @@ def test_full_disk_in_preprocess_keeps_old_outputs(tmp_path, monkeypatch, where)
         def full_disk(*args, **kwargs):       # what h5py raises when its write fails
             raise enospc()
         monkeypatch.setattr(preprocess, "_write_ids", full_disk)
-    rc, out, err = _run(preprocess.main, _preprocess_argv(tmp_path, "other text, new vocab\n"))
+    rc, out, err = _run(preprocess_cli.main, _preprocess_argv(tmp_path, "other text, new vocab\n"))
     monkeypatch.setattr(fileio.outputs, "os", os)
     assert rc == 1
     lines = err.splitlines()
@@ -348,25 +349,25 @@ def test_full_disk_in_preprocess_keeps_old_outputs(tmp_path, monkeypatch, where)
 
 
 def test_full_disk_while_writing_hdf5_names_the_hdf5_file(tmp_path, monkeypatch):
-    assert _run(preprocess.main, _preprocess_argv(tmp_path, "hello world\n" * 50))[0] == 0
+    assert _run(preprocess_cli.main, _preprocess_argv(tmp_path, "hello world\n" * 50))[0] == 0
 
     def full_disk(*args, **kwargs):
         raise enospc()
     monkeypatch.setattr(preprocess, "_write_ids", full_disk)
-    rc, out, err = _run(preprocess.main, _preprocess_argv(tmp_path, "other text\n"))
+    rc, out, err = _run(preprocess_cli.main, _preprocess_argv(tmp_path, "other text\n"))
     assert rc == 1 and str(tmp_path / "out.h5") in err, err
 
 
 def test_full_disk_in_bintoutf8_keeps_old_outputs(tmp_path, monkeypatch):
     raw = tmp_path / "voice.raw"
     raw.write_bytes(bytes(range(256)) * 40)
-    assert _run(bintoutf8.main_encode, [str(raw)])[0] == 0
+    assert _run(bintoutf8_cli.main_encode, [str(raw)])[0] == 0
     text, table = tmp_path / "voice.raw.txt", tmp_path / "voice.raw.bcl"
     old_text, old_table = text.read_bytes(), table.read_bytes()
     raw.write_bytes(bytes(range(255, -1, -1)) * 40)          # a new table, a new text
     injector = FaultyOs("voice.raw.txt", "write", enospc, 5000)
     monkeypatch.setattr(fileio.outputs, "os", injector)
-    rc, out, err = _run(bintoutf8.main_encode, [str(raw)])
+    rc, out, err = _run(bintoutf8_cli.main_encode, [str(raw)])
     monkeypatch.setattr(fileio.outputs, "os", os)
     assert injector.fired and rc == 1
     lines = err.splitlines()

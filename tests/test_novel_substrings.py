@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from conftest import GOLDEN
 from torchrnn_py import novel_substrings as ns_module
-from torchrnn_py.novel_substrings import main, novel_fractions, read_text
+from torchrnn_py.cli.novel_substrings import main
+from torchrnn_py.novel_substrings import novel_fractions, read_text
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHAKESPEARE = REPO / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"

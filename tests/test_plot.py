@@ -7,6 +7,7 @@ import pytest
 from scipy.io import wavfile
 
 from conftest import GOLDEN, LEGACY
+from torchrnn_py.cli import plot as plot_cli
 from torchrnn_py import LanguageModel, plot, save_checkpoint
 from torchrnn_py.audio import encode_audio
 from torchrnn_py.preprocess import preprocess
@@ -21,7 +22,7 @@ def _is_png(path):
 
 def test_plot_real_late_checkpoint_json(tmp_path, capsys):
     out = tmp_path / "curve.png"
-    assert plot.main([str(LEGACY / "placenames_checkpoint_8450.json"), "-o", str(out)]) == 0
+    assert plot_cli.main([str(LEGACY / "placenames_checkpoint_8450.json"), "-o", str(out)]) == 0
     assert _is_png(out)
     assert "wrote" in capsys.readouterr().out
 
@@ -81,7 +82,7 @@ def test_csv_log_and_several_inputs(tmp_path):
     its, train, val_it, val = plot.read_history(str(csv_path))
     assert len(train) == 50 and list(val_it) == [10, 20, 30, 40, 50]
     out = tmp_path / "both.png"
-    assert plot.main([str(csv_path), str(GOLDEN / "checkpoints" / "lstm_small_cp_159.json"),
+    assert plot_cli.main([str(csv_path), str(GOLDEN / "checkpoints" / "lstm_small_cp_159.json"),
                       "-o", str(out)]) == 0
     assert _is_png(out)
 
@@ -93,7 +94,7 @@ def test_spectrograms_side_by_side(tmp_path):
     wavfile.write(a, rate, (np.sin(2 * np.pi * 440 * t) * 20000).astype(np.int16))
     wavfile.write(b, rate, (np.sin(2 * np.pi * 1200 * t) * 100 + 128).astype(np.uint8))
     out = tmp_path / "spec.png"
-    assert plot.main(["--spectrogram", str(a), str(b), "-o", str(out)]) == 0
+    assert plot_cli.main(["--spectrogram", str(a), str(b), "-o", str(out)]) == 0
     assert _is_png(out)
 
 
@@ -114,7 +115,7 @@ def test_missing_matplotlib_is_one_clear_line(tmp_path, capsys, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    status = plot.main([str(LEGACY / "placenames_checkpoint_8450.json"),
+    status = plot_cli.main([str(LEGACY / "placenames_checkpoint_8450.json"),
                         "-o", str(tmp_path / "x.png")])
     # a command that works in a clone and for an installed package alike (the [plot] extra
     # of an unpublished package does not install from a plain `pip install`)
@@ -136,7 +137,7 @@ def test_bad_inputs(tmp_path, capsys, content, needle):
         path.write_bytes(content)
     out = tmp_path / "out.png"
     out.write_bytes(b"keep me")
-    status = plot.main([str(path), "-o", str(out)])
+    status = plot_cli.main([str(path), "-o", str(out)])
     _one_error_line(capsys, status, needle)
     assert out.read_bytes() == b"keep me"
 
@@ -144,7 +145,7 @@ def test_bad_inputs(tmp_path, capsys, content, needle):
 def test_output_never_overwrites_an_input(tmp_path, capsys):
     path = tmp_path / "cp.json"
     path.write_bytes((LEGACY / "placenames_checkpoint_8450.json").read_bytes())
-    status = plot.main([str(path), "-o", str(path)])
+    status = plot_cli.main([str(path), "-o", str(path)])
     _one_error_line(capsys, status, "overwrite")
     assert path.read_bytes() == (LEGACY / "placenames_checkpoint_8450.json").read_bytes()
 
@@ -230,7 +231,7 @@ def test_unit_flag_reaches_the_picture(tmp_path, monkeypatch):
 
     monkeypatch.setattr(plot, "loss_figure", spy)
     out = tmp_path / "c.png"
-    assert plot.main([str(GOLDEN / "checkpoints" / "lstm_small_cp_100.json"), "--unit",
+    assert plot_cli.main([str(GOLDEN / "checkpoints" / "lstm_small_cp_100.json"), "--unit",
                       "sample", "-o", str(out)]) == 0
     assert seen["label"].endswith("per sample)") and _is_png(out)
 
@@ -240,7 +241,7 @@ def test_seconds_must_be_a_finite_positive_number(tmp_path, capsys, value):
     out = tmp_path / "spec.png"
     wav = tmp_path / "a.wav"
     _tone_wav(wav)
-    status = plot.main(["--spectrogram", str(wav), "--seconds", value, "-o", str(out)])
+    status = plot_cli.main(["--spectrogram", str(wav), "--seconds", value, "-o", str(out)])
     _one_error_line(capsys, status, "--seconds")
     assert not out.exists()
 
@@ -249,5 +250,5 @@ def test_huge_seconds_draw_the_whole_file(tmp_path):
     wav = tmp_path / "a.wav"
     _tone_wav(wav)
     out = tmp_path / "spec.png"
-    assert plot.main(["--spectrogram", str(wav), "--seconds", "1e308", "-o", str(out)]) == 0
+    assert plot_cli.main(["--spectrogram", str(wav), "--seconds", "1e308", "-o", str(out)]) == 0
     assert _is_png(out)

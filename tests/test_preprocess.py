@@ -17,7 +17,8 @@ from conftest import GOLDEN, PREPROCESS
 from torchrnn_py import preprocess as preprocess_module
 from torchrnn_py.cli import preprocess as preprocess_cli
 from torchrnn_py.errors import TorchRNNError
-from torchrnn_py.preprocess import main, preprocess
+from torchrnn_py.cli.preprocess import main
+from torchrnn_py.preprocess import preprocess
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SPLITS = ("train", "val", "test")

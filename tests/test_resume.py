@@ -16,6 +16,7 @@ import torch
 import torchfile
 
 from conftest import GOLDEN, make_tiny_h5
+from torchrnn_py.cli import train as train_cli
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import train as train_mod
 from torchrnn_py.errors import TorchRNNError
@@ -240,7 +241,7 @@ def test_signal_writes_checkpoint_and_resume_matches(sig, tiny, tmp_path):
 def _main(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = train_mod.main(argv)
+        rc = train_cli.main(argv)
     return rc, out.getvalue(), err.getvalue()
 
 
@@ -352,7 +353,7 @@ def test_a_damaged_resume_field_is_one_line_naming_the_file(damage, resumable, t
                                                             capsys):
     change, expected = DAMAGES[damage]
     path = _damaged(resumable, tmp_path, change)
-    rc = train_mod.main(["-resume_from", str(path), "-checkpoint_name", str(tmp_path / "out")])
+    rc = train_cli.main(["-resume_from", str(path), "-checkpoint_name", str(tmp_path / "out")])
     out, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in out + err
     lines = err.strip("\n").splitlines()
@@ -369,7 +370,7 @@ def test_resumed_checkpoints_go_where_this_command_line_says(resumable, tmp_path
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    rc = train_mod.main(["-resume_from", str(path)])          # default -checkpoint_name
+    rc = train_cli.main(["-resume_from", str(path)])          # default -checkpoint_name
     err = capsys.readouterr().err
     assert rc == 0, err
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "elsewhere.csv").exists()

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
+from torchrnn_py.cli import sample as sample_cli
 from torchrnn_py import bintoutf8
 from torchrnn_py import sample as sample_mod
 from torchrnn_py.checkpoint import load_model, save_checkpoint
@@ -35,7 +36,7 @@ SAMPLE_LUA_FLAGS = ["checkpoint", "length", "start_text", "sample", "temperature
 
 def run(argv, capsys):
     """main(argv) -> (exit status, stdout, stderr)."""
-    status = sample_mod.main([str(a) for a in argv])
+    status = sample_cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -496,7 +497,7 @@ def test_stream_to_a_full_disk_names_stdout(flags, what, monkeypatch, capsys):
     # stdout on /dev/full: every write fails with ENOSPC, a real full disk
     with open("/dev/full", "wb") as full:
         monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
-        status = sample_mod.main([str(a) for a in ["-checkpoint", CP, "-length", 100,
+        status = sample_cli.main([str(a) for a in ["-checkpoint", CP, "-length", 100,
                                                    "-seed", 1] + flags + CPU])
         monkeypatch.undo()
     assert status == 1

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN, LEGACY
+from torchrnn_py.cli import sample as sample_cli
 from torchrnn_py import sample as sample_mod
 from torchrnn_py.checkpoint import load_model
 from torchrnn_py.errors import TorchRNNError
@@ -89,7 +90,7 @@ def test_command_reproduces_golden(checkpoint, settings, path, capsys):
         argv += ["-start_text", settings["start_text"]]
     if settings["seed"] is not None:
         argv += ["-seed", str(settings["seed"])]
-    assert sample_mod.main(argv) == 0
+    assert sample_cli.main(argv) == 0
     out, err = capsys.readouterr()
     assert out == read_golden(path) + "\n"
     assert err == ""
@@ -345,7 +346,7 @@ def test_chinese_start_text_through_the_command(chinese, capsys):
     start = "".join(chinese.idx_to_token[i] for i in (3, 4, 5))
     argv = ["-checkpoint", str(CHINESE), "-length", "20", "-gpu", "-1",
             "-start_text", start, "-seed", "4"]
-    assert sample_mod.main(argv) == 0
+    assert sample_cli.main(argv) == 0
     out, err = capsys.readouterr()
     assert err == ""
     assert out.endswith("\n") and out.startswith(start)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN, LEGACY, make_tiny_h5
+from torchrnn_py.cli import train as train_cli
 from torchrnn_py import checkpoint as ckpt
 from torchrnn_py import optim as optim_mod
 from torchrnn_py import train as train_mod
@@ -41,7 +42,7 @@ def golden_log(name):
 def run_main(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = train_mod.main(argv)
+        rc = train_cli.main(argv)
     return rc, out.getvalue().splitlines(), err.getvalue()
 
 
@@ -456,7 +457,7 @@ BAD_CASES = ["missing_h5", "corrupt_h5", "small_vocab", "no_train", "init_from_r
 def test_bad_input_is_one_line_on_stderr(case, tiny, tmp_path, capsys):
     overrides, extra, named = _bad_case(case, tiny, tmp_path)
     argv = tiny_flags(tiny, tmp_path, **overrides) + extra
-    rc = train_mod.main(argv)
+    rc = train_cli.main(argv)
     out, err = capsys.readouterr()
     assert rc != 0
     assert "Traceback" not in out + err
@@ -472,7 +473,7 @@ def test_bad_input_is_one_line_on_stderr(case, tiny, tmp_path, capsys):
 def test_gpu_request_falls_back_to_cpu(tiny, tmp_path, capsys, monkeypatch, backend):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, gpu=0, gpu_backend=backend))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, gpu=0, gpu_backend=backend))
     out, err = capsys.readouterr()
     assert rc == 0
     err_lines = err.strip("\n").splitlines()
@@ -617,7 +618,7 @@ def test_init_from_maps_a_subset_vocabulary_by_token(tiny, tmp_path):
 
 
 def test_init_from_with_tokens_the_model_does_not_know_is_one_line(tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(PLACENAMES)))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, init_from=str(PLACENAMES)))
     out, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -632,7 +633,7 @@ def test_init_from_with_tokens_the_model_does_not_know_is_one_line(tiny, tmp_pat
 
 
 def test_init_from_with_the_same_vocabulary_says_nothing(tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(CP159)))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, init_from=str(CP159)))
     err = capsys.readouterr().err
     assert rc == 0 and "mapped" not in err and err.startswith("wrote ")
 
@@ -640,7 +641,7 @@ def test_init_from_with_the_same_vocabulary_says_nothing(tiny, tmp_path, capsys)
 # -- (k) -max_epochs too small, the files written, outputs that are inputs -----------------
 
 def test_max_epochs_below_one_iteration_says_so(tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, max_epochs=0.1))     # 0.7 of 7 batches
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, max_epochs=0.1))     # 0.7 of 7 batches
     out, err = capsys.readouterr()
     assert rc == 0
     assert out.splitlines() == ["Running in CPU mode"]
@@ -651,7 +652,7 @@ def test_max_epochs_below_one_iteration_says_so(tiny, tmp_path, capsys):
 
 def test_each_file_written_is_named_on_stderr(tiny, tmp_path, capsys):
     csv_path = tmp_path / "log.csv"
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, checkpoint_every=3, log_csv=str(csv_path)))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, checkpoint_every=3, log_csv=str(csv_path)))
     out, err = capsys.readouterr()
     assert rc == 0
     cp = tmp_path / "cv" / "cp"
@@ -689,7 +690,7 @@ def test_log_csv_cannot_overwrite_an_input_or_a_checkpoint(victim, tiny, tmp_pat
         target.parent.mkdir(parents=True)
         target.write_text("an older run's checkpoint JSON")
     before = target.read_bytes()
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, log_csv=str(target), **overrides))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, log_csv=str(target), **overrides))
     out, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -702,7 +703,7 @@ def test_a_checkpoint_of_the_run_cannot_overwrite_its_init_from(tiny, tmp_path, 
     train_mod.train(seed=1, **tiny_options(tiny, tmp_path, max_epochs=0.5))     # cp_3
     source = tmp_path / "cv" / "cp_3.t7"
     before = source.read_bytes()
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, init_from=str(source)))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, init_from=str(source)))
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip("\n").splitlines()) == 1 and str(source) in err
     assert "-checkpoint_name" in err and source.read_bytes() == before
@@ -717,7 +718,7 @@ NUMERIC_FLAGS = [name for name, default, _ in train_mod.OPTIONS
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize("name", NUMERIC_FLAGS)
 def test_non_finite_numeric_flags_are_one_line(name, value, tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path) + [f"-{name}", value])
+    rc = train_cli.main(tiny_flags(tiny, tmp_path) + [f"-{name}", value])
     out, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -728,7 +729,7 @@ def test_non_finite_numeric_flags_are_one_line(name, value, tiny, tmp_path, caps
 @pytest.mark.parametrize("name,value", [("learning_rate", 1e300), ("grad_clip", 1e300),
                                         ("batch_size", 1e300), ("num_layers", 2 ** 40)])
 def test_numbers_beyond_what_training_can_use_are_one_line(name, value, tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, **{name: value}))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, **{name: value}))
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip("\n").splitlines()) == 1 and f"-{name} must" in err
 
@@ -739,7 +740,7 @@ def test_library_rejects_a_string_for_a_number(tiny, tmp_path):
 
 
 def test_a_diverging_loss_stops_training_before_a_checkpoint(tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, learning_rate=1e38, seed=1))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, learning_rate=1e38, seed=1))
     out, err = capsys.readouterr()
     assert rc == 1 and "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -768,7 +769,7 @@ def test_non_finite_weights_are_never_written(tiny, tmp_path, monkeypatch):
 # -- (m) a model too large for the machine ---------------------------------------------------
 
 def test_a_model_too_large_for_memory_is_one_line(tiny, tmp_path, capsys):
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, rnn_size=100000, num_layers=2))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, rnn_size=100000, num_layers=2))
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     lines = err.strip("\n").splitlines()
@@ -789,7 +790,7 @@ def test_an_allocation_failure_is_one_line(tiny, tmp_path, capsys, monkeypatch):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:114] DefaultCPUAllocator: not "
                            "enough memory: you tried to allocate 320000000000 bytes.")
     monkeypatch.setattr(train_mod, "LanguageModel", refuse)
-    rc = train_mod.main(tiny_flags(tiny, tmp_path, rnn_size=4000))
+    rc = train_cli.main(tiny_flags(tiny, tmp_path, rnn_size=4000))
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip("\n").splitlines()) == 1
     assert "not enough memory" in err and "-rnn_size 4000" in err and "Traceback" not in err

@@ -30,9 +30,3 @@ __all__ = [
     "BLOCK_SAMPLES", "MAX_RATE", "MAX_RESAMPLE_TERM", "MIN_RATE", "check_rate", "resample",
     "WavInfo", "read_wav", "read_wav_info", "write_wav", "main",
 ]
-
-
-def main(argv=None):
-    """``torchrnn-audio ...``: the command line, :func:`torchrnn_py.cli.audio.main`."""
-    from ..cli.audio import main as cli_main  # here: the library never imports the cli
-    return cli_main(argv)

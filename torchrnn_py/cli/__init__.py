@@ -13,7 +13,7 @@ import sys
 # and BinToUTF8.
 COMMANDS = {
     "preprocess": ("torchrnn-preprocess", "torchrnn_py.cli.preprocess:main"),
-    "train": ("torchrnn-train", "torchrnn_py.train:main"),
+    "train": ("torchrnn-train", "torchrnn_py.cli.train:main"),
     "sample": ("torchrnn-sample", "torchrnn_py.cli.sample:main"),
     "eval": ("torchrnn-eval", "torchrnn_py.cli.evaluate:main"),
     "novel_substrings": ("torchrnn-novel-substrings", "torchrnn_py.cli.novel_substrings:main"),

@@ -10,13 +10,12 @@ import codecs
 import json
 import os
 import re
-import sys
 
 import numpy as np
 
-from .errors import TorchRNNError
-from .fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
-from .vocab import Vocab, byte_token
+from ..errors import TorchRNNError
+from ..fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
+from ..vocab import Vocab, byte_token
 
 PROG = "torchrnn-preprocess"
 CHUNK_BYTES = 1 << 19  # bytes read at a time: small enough to stay in cache and keep
@@ -290,13 +289,3 @@ def _write_ids(path, codec, numbering, dtype, datasets, sizes, report):
         position += len(ids)
     if position != bounds[-1]:
         raise TorchRNNError(f"{path}: the input file changed while it was being read")
-
-
-def main(argv=None):
-    """``torchrnn-preprocess``: the command line (in torchrnn_py/cli/preprocess.py)."""
-    from .cli.preprocess import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,12 +41,11 @@ Differences from the original, all deliberate:
 * Fractions print as Python 3 prints floats (shortest repr); under Python 2 the original's
   ``print`` showed 12 significant digits.
 """
-import sys
 
 import numpy as np
 
-from .errors import TorchRNNError
-from .fileio import read_input_bytes, utf8_error
+from ..errors import TorchRNNError
+from ..fileio import read_input_bytes, utf8_error
 
 PROG = "torchrnn-novel-substrings"
 DEFAULT_MAX_LENGTH = 49  # the original's range(1, 50)
@@ -281,13 +280,3 @@ def read_text(path, what):
     if not text:
         raise TorchRNNError(f"{path}: {what} is empty")
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def main(argv=None):
-    """``torchrnn-novel-substrings SAMPLED TRAINING`` (in torchrnn_py/cli/novel_substrings.py)."""
-    from .cli.novel_substrings import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,15 +15,14 @@ so in one line.
 import csv
 import math
 import os
-import sys
 
 import numpy as np
 
-from .bintoutf8 import BCL_ALPHABET, OFFSET_BASE
-from .checkpoint import load_model, read_checkpoint_json
-from .errors import TorchRNNError
-from .fileio import atomic_path, check_input_file
-from .vocab import read_vocab
+from ..bintoutf8 import BCL_ALPHABET, OFFSET_BASE
+from ..checkpoint import load_model, read_checkpoint_json
+from ..errors import TorchRNNError
+from ..fileio import atomic_path, check_input_file
+from ..vocab import read_vocab
 
 PROG = "torchrnn-plot"
 MAX_DRAWN = 4000      # points per curve actually drawn; longer histories are summarised
@@ -189,7 +188,7 @@ def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
     """Spectrograms of WAV files side by side (e.g. training audio and generated audio)."""
     from scipy.signal import spectrogram
 
-    from .audio import read_wav
+    from ..audio import read_wav
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(wav_paths), figsize=(6 * len(wav_paths), 4), dpi=110,
                              squeeze=False)
@@ -214,13 +213,3 @@ def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
 def _save(fig, out_png):
     with atomic_path(out_png, "PNG file") as tmp:
         fig.savefig(tmp, format="png")
-
-
-def main(argv=None):
-    """``torchrnn-plot FILE.json [...] -o curve.png`` (in torchrnn_py/cli/plot.py)."""
-    from .cli.plot import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

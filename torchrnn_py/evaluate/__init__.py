@@ -8,17 +8,16 @@ vocabulary is a subset of the model's is evaluated with its ids mapped to the mo
 token.
 """
 import os
-import sys
 
 import torch
 
-from .checkpoint import load_checkpoint
-from .cmdline import make_printers, require_finite, resolve_keyword_options
-from .criterion import torch7_loss_value
-from .data import SPLITS, DataLoader
-from .device import PRECISION_HELP, choose_device, use_precision
-from .errors import TorchRNNError
-from .vocab import model_token_map, read_vocab, token_map_message
+from ..checkpoint import load_checkpoint
+from ..cmdline import make_printers, require_finite, resolve_keyword_options
+from ..criterion import torch7_loss_value
+from ..data import SPLITS, DataLoader
+from ..device import PRECISION_HELP, choose_device, use_precision
+from ..errors import TorchRNNError
+from ..vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-eval"
 
@@ -101,13 +100,3 @@ def evaluate_split(model, loader, split, device, on_batch=None):
         total += torch7_loss_value(model(x.to(device)), y.to(device))
     model.reset_states()
     return total / count
-
-
-def main(argv=None):
-    """``torchrnn-eval``: eval.lua's command line (in torchrnn_py/cli/evaluate.py)."""
-    from .cli.evaluate import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

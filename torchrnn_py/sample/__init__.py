@@ -22,14 +22,14 @@ import os
 import sys
 import tempfile
 
-from . import bintoutf8
-from .checkpoint import load_checkpoint
-from .cmdline import make_printers, require_finite, resolve_keyword_options
-from .device import PRECISION_HELP, choose_device, use_precision
-from .errors import TorchRNNError
-from .fileio import atomic_output, check_distinct, check_output_path
-from .rng import TorchGenerator
-from .sampling import NonFiniteScores, check_finite_model, sample_ids
+from .. import bintoutf8
+from ..checkpoint import load_checkpoint
+from ..cmdline import make_printers, require_finite, resolve_keyword_options
+from ..device import PRECISION_HELP, choose_device, use_precision
+from ..errors import TorchRNNError
+from ..fileio import atomic_output, check_distinct, check_output_path
+from ..rng import TorchGenerator
+from ..sampling import NonFiniteScores, check_finite_model, sample_ids
 
 PROG = "torchrnn-sample"
 
@@ -285,13 +285,3 @@ def _copy_spools(target, spools, K, newline):
         if newline:
             target.write(b"\n")
     target.flush()
-
-
-def main(argv=None):
-    """``torchrnn-sample``: sample.lua's command line (in torchrnn_py/cli/sample.py)."""
-    from .cli.sample import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,25 +19,25 @@ import time
 
 import torch
 
-from . import checkpoint as ckpt
-from . import distributed
-from .cmdline import lua_number, make_printers
-from .criterion import torch7_loss_value
-from .data import DataLoader
-from .device import choose_device, use_precision
-from .errors import TorchRNNError
-from .evaluate import evaluate_split
-from .model import LanguageModel
-from .optim import TorchAdam, clamp_gradients_
-from .rng import TorchGenerator, os_seed
+from .. import checkpoint as ckpt
+from .. import distributed
+from ..cmdline import lua_number, make_printers
+from ..criterion import torch7_loss_value
+from ..data import DataLoader
+from ..device import choose_device, use_precision
+from ..errors import TorchRNNError
+from ..evaluate import evaluate_split
+from ..model import LanguageModel
+from ..optim import TorchAdam, clamp_gradients_
+from ..rng import TorchGenerator, os_seed
 # DEFAULTS, OPTIONS, TrainOptions and model_parameter_count are re-exported (the old path)
-from .train_checks import (DEFAULTS, FLOAT32_MAX, OPTIONS, TrainOptions, check_checkpoint_dir,
+from ..train_checks import (DEFAULTS, FLOAT32_MAX, OPTIONS, TrainOptions, check_checkpoint_dir,
                            check_finite_weights, check_outputs, memory_error, memory_message,
                            model_parameter_count, nothing_to_do, physical_memory,
                            resolve_options, resumed_options, start_iteration)  # noqa: F401
-from .train_csv import CsvLog
-from .training_state import TrainingState
-from .vocab import model_token_map, read_vocab, token_map_message
+from ..train_csv import CsvLog
+from ..training_state import TrainingState
+from ..vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-train"
 
@@ -420,13 +420,3 @@ def _synchronize(device):
 def _gpu_memory_used(device):
     free, total = torch.cuda.mem_get_info(device)
     return total - free
-
-
-def main(argv=None):
-    """``torchrnn-train``: train.lua's command line (torchrnn_py/cli/train.py)."""
-    from .cli.train import main as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

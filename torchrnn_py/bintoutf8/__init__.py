@@ -27,14 +27,13 @@ The command lines (``bintoutf8``, ``utf8tobin``) are in torchrnn_py/cli/bintoutf
 """
 import codecs
 import os
-import sys
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .cmdline import UsageError
-from .errors import TorchRNNError
-from .fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
+from ..cmdline import UsageError
+from ..errors import TorchRNNError
+from ..fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
                      check_output_path, utf8_error)
 
 MODES = ("bcl", "offset")
@@ -433,19 +432,3 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
 
 
 # --------------------------------------------------------------------------- commands
-
-def main_encode(argv=None):
-    """``bintoutf8 ...``: the command line, :func:`torchrnn_py.cli.bintoutf8.main_encode`."""
-    from .cli.bintoutf8 import main_encode as cli_main  # here: the codec never imports the cli
-    return cli_main(argv)
-
-
-def main_decode(argv=None):
-    """``utf8tobin ...``: the command line, :func:`torchrnn_py.cli.bintoutf8.main_decode`."""
-    from .cli.bintoutf8 import main_decode as cli_main
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    from .cli.bintoutf8 import dispatch
-    sys.exit(dispatch(sys.argv[1:]))
