@@ -2,7 +2,7 @@
 
 The flag table (``OPTIONS``) with the checks of its values, the options of a resumed run,
 the iteration a run continues from, and the outputs it may not overwrite (see
-torchrnn_py/train.py, which re-exports the table).
+torchrnn_py/train/__init__.py, which re-exports the table).
 """
 import math
 import os

@@ -1,4 +1,4 @@
-"""``torchrnn-plot``: loss curves (or spectrograms) to a PNG, over torchrnn_py/plot.py."""
+"""``torchrnn-plot``: loss curves (or spectrograms) to a PNG, over torchrnn_py/plot/__init__.py."""
 import argparse
 import math
 
