@@ -1,4 +1,5 @@
-"""DataLoader = torch-rnn's util/DataLoader.lua (docs/compatibility.md, "data loader"), on the real preprocessed data."""
+"""DataLoader = torch-rnn's util/DataLoader.lua (docs/compatibility.md, "data loader"), on
+the real preprocessed data."""
 import h5py
 import numpy as np
 import pytest
@@ -179,3 +180,23 @@ def test_token_map_translates_x_and_y_after_the_range_check():
         assert torch.equal(mx, x + 100) and torch.equal(my, y + 100)
     with pytest.raises(TorchRNNError, match="61 tokens"):       # checked before mapping
         DataLoader(H5, 4, 10, vocab_size=61, token_map=token_map)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_data_kept_on_a_device_gives_the_same_batches(tmp_path, splits, wide):
+    """DataLoader.to (what train does on a GPU): batches are slices of the device copy, the
+    same ids and dtype as the host path, for uint8 and for wider (uint32) data, with row
+    shares and cursors."""
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        for name, data in splits.items():
+            f.create_dataset(name, data=(data.astype(np.uint32) + 300) if wide else data)
+    host = DataLoader(path, 7, 13)
+    device = DataLoader(path, 7, 13).to(torch.device("cpu"))
+    assert isinstance(device.x_splits["train"], torch.Tensor)
+    assert device.x_splits["train"].dtype == (torch.int32 if wide else torch.uint8)
+    assert device.nbytes() == host.nbytes() > 0
+    for split, rows in (("train", None), ("train", slice(2, 5)), ("val", None)):
+        for _ in range(host.split_sizes[split] + 2):          # past the end: cycles
+            (hx, hy), (dx, dy) = host.next_batch(split, rows), device.next_batch(split, rows)
+            assert dx.dtype == torch.int64 and torch.equal(hx, dx) and torch.equal(hy, dy)

@@ -794,3 +794,24 @@ def test_an_allocation_failure_is_one_line(tiny, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 1 and len(err.strip("\n").splitlines()) == 1
     assert "not enough memory" in err and "-rnn_size 4000" in err and "Traceback" not in err
+
+
+def test_training_on_data_kept_on_the_device_gives_the_same_losses(tiny, tmp_path,
+                                                                  monkeypatch):
+    """The GPU's path (the loader's splits on the device, batches sliced there) run on the
+    CPU: the same losses and checkpoint weights as the host path."""
+    def run(name):
+        result = train_mod.train(seed=5, **tiny_options(tiny, tmp_path / name, dropout=0.25))
+        return result["train_loss_history"], result["model"].state_dict()
+
+    host_losses, host_weights = run("host")
+
+    class OnDevice(train_mod.DataLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.to(torch.device("cpu"))
+
+    monkeypatch.setattr(train_mod, "DataLoader", OnDevice)
+    losses, weights = run("device")
+    assert losses == host_losses and len(losses) > 0
+    assert all(torch.equal(weights[k], host_weights[k]) for k in host_weights)

@@ -192,14 +192,35 @@ class DataLoader:
         self.split_idxs = {name: 0 for name in SPLITS}
 
     def next_batch(self, split, rows=None):
-        """The next (x, y) of ``split``, each a LongTensor (N, T) of 1-based ids;
-        ``rows`` (a slice) keeps only those streams (a process's share under torchrun)."""
+        """The next (x, y) of ``split``, each a LongTensor (N, T) of 1-based ids (on the
+        loader's device after :meth:`to`); ``rows`` (a slice) keeps only those streams (a
+        process's share under torchrun)."""
         idx = self.split_idxs[split]
         rows = slice(None) if rows is None else rows
-        x = torch.from_numpy(self.x_splits[split][rows, idx].astype(np.int64))
-        y = torch.from_numpy(self.y_splits[split][rows, idx].astype(np.int64))
+        x, y = self.x_splits[split][rows, idx], self.y_splits[split][rows, idx]
+        if isinstance(x, np.ndarray):
+            x, y = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+        else:
+            x, y = x.long(), y.long()              # a slice on the device: nothing crosses
         self.split_idxs[split] = (idx + 1) % self.split_sizes[split]
         return x, y
+
+    def to(self, device):
+        """Keep every split on ``device`` in its stored width (uint8, else int32), so that a
+        batch is a slice there and no host-to-device copy is made per step; returns self."""
+        for splits in (self.x_splits, self.y_splits):
+            for name, data in splits.items():
+                data = data if data.dtype == np.uint8 else data.astype(np.int32)
+                splits[name] = torch.from_numpy(np.ascontiguousarray(data)).to(device)
+        return self
+
+    def nbytes(self):
+        """Bytes the splits take once on a device (see :meth:`to`)."""
+        def size(d):                    # a host array, or a split already on a device
+            if isinstance(d, torch.Tensor):
+                return d.numel() * d.element_size()
+            return d.size * (1 if d.dtype == np.uint8 else 4)
+        return sum(size(d) for splits in (self.x_splits, self.y_splits) for d in splits.values())
 
     def reset(self, split):
         """Start ``split`` again from its first batch."""
