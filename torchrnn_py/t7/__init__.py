@@ -36,6 +36,8 @@ string                        ``str``, decoded as UTF-8 with ``errors='surrogate
 table                         ``dict``; integral number keys become ``int``, other numbers stay
                               ``float``; string and boolean keys as above. A nil value is kept
                               as ``None``. (The writer also takes ``list``/``tuple``: keys 1..n.)
+                              A table used as a key (nngraph's ``mapindex``) becomes a
+                              :class:`TableKey` wrapping that dict, equal only to itself.
 torch.{Double,Float,Half,     ``torch.Tensor`` on the CPU (float64, float32, float16, int64,
 Long,Int,Short,Char,Byte}     int32, int16, int8, uint8). CUDA / OpenCL classes
 Tensor                        (``torch.CudaTensor``, ``torch.CudaLongTensor``, ...,
@@ -68,12 +70,13 @@ record through) are re-exported here, so ``from torchrnn_py.t7 import ...`` is t
 """
 from .objects import (TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_LEGACY_RECUR_FUNCTION, TYPE_NIL,
                       TYPE_NUMBER, TYPE_RECUR_FUNCTION, TYPE_STRING, TYPE_TABLE, TYPE_TORCH,
-                      LuaFunction, Storage, T7FormatError, TorchObject, tensor_class_name)
+                      LuaFunction, Storage, T7FormatError, TableKey, TorchObject,
+                      tensor_class_name)
 from .read import MAX_DEPTH, MAX_DIMS, MAX_OVERLAPPING_VIEW_ELEMENTS, loads_t7, read_t7
 from .sources import _AsciiSource, _BinarySource
 from .write import dumps_t7, write_t7
 
 __all__ = [
-    "T7FormatError", "TorchObject", "Storage", "LuaFunction",
+    "T7FormatError", "TorchObject", "Storage", "LuaFunction", "TableKey",
     "read_t7", "loads_t7", "write_t7", "dumps_t7", "tensor_class_name",
 ]

@@ -90,6 +90,27 @@ class LuaFunction:
         return f"<LuaFunction of {len(self.bytecode)} bytes of bytecode>"
 
 
+class TableKey:
+    """A Lua table used as a table key (nngraph's ``mapindex[parent.data]``), hashed by identity.
+
+    Python dicts cannot be keys, so the reader wraps them: ``table[TableKey(t)]`` finds the entry
+    keyed by the very table ``t`` (``.table``), as Lua would; equal contents do not match.
+    """
+    __slots__ = ("table",)
+
+    def __init__(self, table):
+        self.table = table
+
+    def __hash__(self):
+        return id(self.table)
+
+    def __eq__(self, other):
+        return isinstance(other, TableKey) and other.table is self.table
+
+    def __repr__(self):
+        return f"<TableKey of a table of {len(self.table)} entries>"
+
+
 # --- class names and dtypes -------------------------------------------------------------------
 
 _CPU_TYPES = {  # Torch7 type prefix -> numpy dtype

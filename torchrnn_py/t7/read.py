@@ -11,7 +11,8 @@ from ..errors import TorchRNNError
 from ..fileio import check_input_file, describe_os_error
 from .objects import (_CLASS_INFO, _TORCH_DTYPE, TYPE_BOOLEAN, TYPE_FUNCTION,
                       TYPE_LEGACY_RECUR_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_RECUR_FUNCTION,
-                      TYPE_STRING, TYPE_TABLE, TYPE_TORCH, LuaFunction, Storage, TorchObject,
+                      TYPE_STRING, TYPE_TABLE, TYPE_TORCH, LuaFunction, Storage, TableKey,
+                      TorchObject,
                       _check_long_size, _is_fixed_width)
 from .sources import _AsciiSource, _BinarySource, _open_source, _show
 
@@ -124,11 +125,8 @@ class _Reader:
             return key
         if key is None:
             raise self.src.error(at, "expected a table key, found nil (Lua forbids it)")
-        try:
-            hash(key)
-        except TypeError:
-            raise self.src.error(at, f"a {type(key).__name__} used as a table key is not "
-                                     f"supported") from None
+        if isinstance(key, dict):  # a table keyed by a table (nngraph): identity, as in Lua
+            return TableKey(key)
         return key
 
     def _function(self, index, tag):

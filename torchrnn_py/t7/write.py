@@ -11,7 +11,7 @@ import torch
 from ..fileio import atomic_output
 from .objects import (_CLASS_INFO, TYPE_BOOLEAN, TYPE_FUNCTION, TYPE_LEGACY_RECUR_FUNCTION,
                       TYPE_NIL, TYPE_NUMBER, TYPE_RECUR_FUNCTION, TYPE_STRING, TYPE_TABLE,
-                      TYPE_TORCH, LuaFunction, Storage, TorchObject, _check_long_size,
+                      TYPE_TORCH, LuaFunction, Storage, TableKey, TorchObject, _check_long_size,
                       _is_fixed_width, _storage_class_name, tensor_class_name)
 
 
@@ -261,7 +261,7 @@ def _pairs(items):
     for key, value in items:
         if key is None or (isinstance(key, float) and math.isnan(key)):
             raise ValueError(f"Lua tables cannot have the key {key!r}")
-        yield key
+        yield key.table if isinstance(key, TableKey) else key
         yield value
 
 
