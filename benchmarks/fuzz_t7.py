@@ -6,9 +6,12 @@ last-resort handler, so a check it fails to make shows up here. Mutations favour
 structural bytes (tags, indices, lengths, sizes, strides), not the float payloads, which any
 value survives. Also fuzzes the ASCII and 4-byte-long encodings of a small checkpoint, and
 hand-made hostile checkpoints (stride-0 weights, a cyclic or deeply nested ``opt``, a Dropout
-``p`` of 1.5). Every file that reads is then turned into a model and plain fields as
-``load_checkpoint`` does (skip with ``--reader-only``): that must succeed or raise
-TorchRNNError.
+``p`` of 1.5). char-rnn's nngraph checkpoints (tests/fixtures/charrnn) and a hand-made node web
+(tables keyed by tables, a table keyed by itself) are in the corpus too, with nngraph-shaped
+mutations: an object reference index (the web's edges, a table key) retargeted to another
+object, to the one being read, or to one not read yet. Every file that reads is then turned
+into a model and plain fields as ``load_checkpoint`` does (skip with ``--reader-only``): that
+must succeed or raise TorchRNNError (char-rnn files are refused there until they are models).
 
     python benchmarks/fuzz_t7.py [N] [--seed S] [--reader-only]
 """
@@ -44,7 +47,7 @@ class Sample:
 
     def __init__(self, name, data, long_size=8):
         self.name, self.data, self.long_size = name, data, long_size
-        self.payload = _payload_spans(data, long_size)
+        self.payload, self.references = _payload_spans(data, long_size)
         self.structural = _complement(self.payload, len(data))
 
     def structural_offset(self, rng):
@@ -53,9 +56,10 @@ class Sample:
 
 
 def _payload_spans(data, long_size):
-    """Where the storages' raw elements lie (found by reading once with a recording source)."""
-    spans = []
-    original = t7._BinarySource.array
+    """Where the storages' raw elements lie, and the offsets of the object reference indices
+    (found by reading once with a recording source)."""
+    spans, references = [], []
+    original, original_int32 = t7._BinarySource.array, t7._BinarySource.int32
 
     def recording(self, dtype, n, what):
         start = self.pos
@@ -64,14 +68,19 @@ def _payload_spans(data, long_size):
             spans.append((start + 16, self.pos - 16))  # keep the edges structural
         return out
 
-    t7._BinarySource.array = recording
+    def recording_int32(self, what):
+        if what == "an object reference index":
+            references.append(self.pos)
+        return original_int32(self, what)
+
+    t7._BinarySource.array, t7._BinarySource.int32 = recording, recording_int32
     try:
         t7.loads_t7(data, long_size=long_size)
     except t7.T7FormatError:
         pass
     finally:
-        t7._BinarySource.array = original
-    return sorted(spans)
+        t7._BinarySource.array, t7._BinarySource.int32 = original, original_int32
+    return sorted(spans), references
 
 
 def _complement(spans, length):
@@ -89,7 +98,9 @@ def mutate(sample, corpus, rng):
     """A damaged copy of ``sample`` and a description of the damage."""
     data = bytearray(sample.data)
     kind = rng.choice(["flip", "flip", "int32", "int32", "int64", "truncate", "insert",
-                       "delete", "duplicate", "splice", "uniform_flip", "multi"])
+                       "delete", "duplicate", "splice", "uniform_flip", "multi", "retarget"])
+    if kind == "retarget" and sample.references:
+        return _retarget(data, sample, rng)
     if kind == "multi":
         desc = []
         for _ in range(rng.randint(2, 6)):
@@ -126,11 +137,43 @@ def mutate(sample, corpus, rng):
     return bytes(data[:pos]) + other.data[cut:], f"spliced at {pos} with {other.name}[{cut}:]"
 
 
+def _retarget(data, sample, rng):
+    """nngraph-shaped damage: one reference index (a node, a data table used as a key, a
+    shared tensor) made to point at another object, itself, or one not read yet."""
+    pos = rng.choice(sample.references)
+    endian = "<" if data[:4] != b"\x00\x00\x00\x03" else ">"  # big-endian files start so
+    (index,) = struct.unpack_from(endian + "i", data, pos)
+    value = rng.choice([max(1, index - rng.randint(1, 50)), index + 1, index + rng.randint(2, 99),
+                        1, max(1, index - 1), index])
+    if value == index:  # a back-reference turned into a fresh object with the next index
+        value = index + 1
+    struct.pack_into(endian + "i", data, pos, value)
+    return bytes(data), f"reference {index} at {pos} retargeted to {value}"
+
+
+def _node_web():
+    """A hand-made nngraph-like web: nodes whose data tables key their children's mapindex."""
+    datas = [{"annotations": {"_debugLabel": f"[x]:{i}_"}, "mapindex": {}} for i in range(4)]
+    nodes = [t7.TorchObject("nngraph.Node", {"data": d, "id": float(i), "children": {}})
+             for i, d in enumerate(datas)]
+    for parent, child in ((0, 1), (0, 2), (1, 3), (2, 3)):
+        mapindex = datas[child]["mapindex"]
+        mapindex[len(mapindex) + 1] = datas[parent]
+        mapindex[t7.TableKey(datas[parent])] = float(len(mapindex))
+        nodes[parent]["children"][len(nodes[parent]["children"]) + 1] = nodes[child]
+    graph = t7.TorchObject("graph.Graph", {"nodes": dict(enumerate(nodes, 1)), "edges": {}})
+    root = {"fg": graph, "forwardnodes": dict(enumerate(nodes, 1)),
+            "modules": {1: t7.TorchObject("OneHot", {"outputSize": 3.0, "_eye": torch.eye(3)})}}
+    root[t7.TableKey(root)] = "self"
+    return root
+
+
 def build_corpus():
     """The real files, plus ASCII / 4-byte-long / hand-made variants of small ones."""
     corpus = []
     paths = sorted((FIXTURES / "legacy").glob("*.t7")) + \
-        sorted((FIXTURES / "golden" / "checkpoints").glob("*.t7"))
+        sorted((FIXTURES / "golden" / "checkpoints").glob("*.t7")) + \
+        sorted((FIXTURES / "charrnn").glob("*.t7"))
     for path in paths:
         corpus.append(Sample(path.name, path.read_bytes()))
     small = t7.read_t7(FIXTURES / "golden" / "checkpoints" / "rnn_small_cp_159.t7")
@@ -143,6 +186,7 @@ def build_corpus():
               "list": [1, "two", None, True], "bytes": b"\xff\x00\xfe"}
     shared["self"] = shared
     corpus.append(Sample("hand-made", t7.dumps_t7(shared)))
+    corpus.append(Sample("hand-made node web", t7.dumps_t7(_node_web())))
     for name, root in _hostile_checkpoints(small):
         corpus.append(Sample(name, t7.dumps_t7(root)))
     return corpus
