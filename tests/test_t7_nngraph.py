@@ -19,7 +19,7 @@ FACTS = {
     "rnn_2x64": ("rnn", 2, 64, 0, 20542, 1.9633),
     "lstm_2x48_dropout0.5": ("lstm", 2, 48, 0.5, 43358, 2.3166),
 }
-# the vocabulary in index order (MODULES.txt): \n !&',-.:;? A-W Y Z a-z
+# the vocabulary in index order (fixtures README, "Vocabulary"): \n !&',-.:;? A-W Y Z a-z
 VOCAB = b"\n !&',-.:;?ABCDEFGHIJKLMNOPQRSTUVWYZabcdefghijklmnopqrstuvwxyz"
 CLASSES = {"nn.Identity", "OneHot", "nn.Linear", "nn.CAddTable", "nn.CMulTable", "nn.Sigmoid",
            "nn.Tanh", "nn.Reshape", "nn.SplitTable", "nn.MulConstant", "nn.AddConstant",
