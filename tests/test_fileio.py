@@ -1,7 +1,9 @@
 """fileio: outputs that are devices, FIFOs, symlinks or 0600 files; stale temporary files;
 inputs that are not regular files (issue 9, section 6)."""
+import errno
 import os
 import stat
+import tempfile
 import threading
 import time
 
@@ -264,3 +266,30 @@ def test_symlink_to_a_regular_input_is_fine(tmp_path):
     link = tmp_path / "cp.t7"
     link.symlink_to(str(CP100) + ".t7")
     assert ckpt.load_checkpoint(str(link))["i"] == 100
+
+
+def test_a_nul_byte_in_a_file_name_is_one_line(tmp_path):
+    """A library caller's name with a NUL byte (no command line can hold one): a
+    TorchRNNError naming it, not os.stat's ValueError."""
+    bad = str(tmp_path / "a\0b.t7")
+    for check in (lambda: fileio.check_input_file(bad, "checkpoint"),
+                  lambda: fileio.check_output_path(bad, "checkpoint"),
+                  lambda: fileio.check_distinct(input_file=str(tmp_path / "x"), output=bad)):
+        with pytest.raises(TorchRNNError, match="NUL byte"):
+            check()
+
+
+def test_a_temp_file_that_cannot_be_made_names_its_own_output(tmp_path, monkeypatch):
+    """mkstemp failing for the second file of a group names that file, not the first."""
+    first, second = tmp_path / "a.h5", tmp_path / "b.json"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(TorchRNNError) as caught:
+        with fileio.atomic_outputs() as group:
+            group.open(str(first)).write(b"x")
+            monkeypatch.setattr(tempfile, "mkstemp", full)
+            group.open(str(second))
+    assert str(caught.value) == f"{second}: cannot write output file: No space left on device"
+    assert not first.exists()

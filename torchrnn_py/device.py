@@ -26,7 +26,6 @@ def choose_device(opt, say, warn, context=None):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if gpu < count:
             torch.cuda.set_device(gpu)
-            apply_cuda_precision(opt.get("precision", "fp32"))
             say(f"Running with CUDA on GPU {gpu}")
             return torch.device("cuda", gpu)
         found = f"{count} CUDA device(s)" if count else "no CUDA device"

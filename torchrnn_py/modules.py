@@ -11,6 +11,8 @@ state; G = 4H gate columns in the order i, f, o, g for the LSTM, G = H for the R
 that can take its masks from a :class:`~torchrnn_py.rng.TorchGenerator`, so that seeded
 runs drop exactly the units the original drops.
 """
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -219,16 +221,11 @@ def _mask_to_device(keep, x):
     return mask.to(x.device)
 
 
-_INVERSE_KEEP = {}         # (p, dtype) -> _inverse_keep's value (it is called per layer, per step)
-
-
+@functools.lru_cache(maxsize=None)         # called per layer, per step: computed once
 def _inverse_keep(p, dtype):
     """``1 / (1 - p)`` as Torch7's dropout computes it: both rounded to ``dtype``."""
-    key = (p, dtype)
-    if key not in _INVERSE_KEEP:
-        one = torch.ones((), dtype=dtype)
-        _INVERSE_KEEP[key] = (one / torch.tensor(1.0 - p, dtype=dtype)).item()
-    return _INVERSE_KEEP[key]
+    one = torch.ones((), dtype=dtype)
+    return (one / torch.tensor(1.0 - p, dtype=dtype)).item()
 
 
 class Dropout(nn.Module):

@@ -9,10 +9,8 @@ Modules: :mod:`.inputs` (input checks and reads, JSON, error texts), :mod:`.outp
 files); every name below is re-exported here, so ``from torchrnn_py.fileio import ...`` is the
 way in.
 """
-from .inputs import (_article, _DuplicateKey, _unique_keys, check_input_file, describe_os_error,
-                     file_kind, parse_json, read_input_bytes, utf8_error)
-from .outputs import (_Entry, _finish, _keep_permissions, _remove_quietly, _resolve_output,
-                      _same_file, _writes_through, OutputGroup, atomic_output, atomic_outputs,
-                      atomic_path, check_distinct, check_output_path)
-from .temps import (ABANDONED_TEMP_SECONDS, STALE_TEMP_SECONDS, _pid_alive, _temp_pattern,
-                    remove_stale_temps)
+from .inputs import (check_file_name, check_input_file, describe_os_error, file_kind,
+                     parse_json, read_input_bytes, utf8_error)
+from .outputs import (OutputGroup, atomic_output, atomic_outputs, atomic_path, check_distinct,
+                      check_output_path)
+from .temps import ABANDONED_TEMP_SECONDS, STALE_TEMP_SECONDS, _temp_pattern, remove_stale_temps

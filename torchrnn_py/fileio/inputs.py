@@ -21,6 +21,7 @@ def check_input_file(path, what="input file", pipe_ok=False):
     stream their input in one pass."""
     if not path:
         raise TorchRNNError(f"no {what} given")
+    check_file_name(path, what)
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -35,6 +36,13 @@ def check_input_file(path, what="input file", pipe_ok=False):
                             f"found {file_kind(st.st_mode)}")
     if not os.access(path, os.R_OK):
         raise TorchRNNError(f"{path}: {what} is not readable (permission denied)")
+
+
+def check_file_name(path, what="file"):
+    """Refuse a name no system call takes (a NUL byte): one line, not a ValueError."""
+    if "\0" in os.fspath(path):
+        raise TorchRNNError(f"{os.fspath(path)!r}: not a usable {what} name (it holds a "
+                            f"NUL byte)")
 
 
 def file_kind(mode):

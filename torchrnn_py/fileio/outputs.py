@@ -10,7 +10,7 @@ import stat
 import tempfile
 
 from ..errors import TorchRNNError
-from .inputs import file_kind
+from .inputs import check_file_name, file_kind
 from .temps import remove_stale_temps
 
 
@@ -18,6 +18,8 @@ def check_distinct(**paths):
     """Refuse to let one output overwrite the input or another output (keyword names
     say what each path is, e.g. ``input_file=..., text_output=...``)."""
     items = [(k, v) for k, v in paths.items() if v]
+    for name, path in items:
+        check_file_name(path, name.replace("_", " "))
     for i, (name_a, a) in enumerate(items):
         for name_b, b in items[i + 1:]:
             if _same_file(a, b):
@@ -44,6 +46,7 @@ def check_output_path(path, what="output file", create_dir=False):
     """
     if not path:
         raise TorchRNNError(f"no {what} given")
+    check_file_name(path, what)
     target, st = _resolve_output(path, what)
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise TorchRNNError(f"{path}: cannot write {what}: it is a directory")
@@ -157,8 +160,11 @@ class OutputGroup:
             return fd
         parent, name = os.path.split(target)
         remove_stale_temps(parent, name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}-", suffix=".tmp",
-                                   dir=parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}-", suffix=".tmp",
+                                       dir=parent)
+        except OSError as err:        # named here: the group's error() names the last output
+            raise TorchRNNError(f"{path}: cannot write {what}: {err.strerror or err}") from None
         self.entries.append(_Entry(path, target, tmp, what))
         return fd
 

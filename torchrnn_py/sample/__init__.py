@@ -88,7 +88,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     use_precision(model, opt["precision"], device, warn)
     K = int(opt["num_samples"])
     paths = _output_paths(opt["output_file"], K)
-    token_bytes, raw = _token_bytes(model, opt, writing=bool(paths) or out is not None)
+    token_bytes, raw = _token_bytes(model, opt)
     if opt["start_text"]:
         start_tokens = len(model.encode(opt["start_text"]))   # unknown characters: an error
         if start_tokens > opt["length"]:
@@ -169,18 +169,18 @@ def _resolve(options):
     return opt
 
 
-def _token_bytes(model, opt, writing):
+def _token_bytes(model, opt):
     """The bytes written for each 1-based token id (a list indexed by id), and whether they
     are raw bytes (a byte vocabulary or a BinToUTF8 table going to a file) or UTF-8 text."""
     vocab = model.vocab
-    tokens = [None] + [vocab.idx_to_token[i] for i in range(1, len(vocab) + 1)]
-    if writing and opt["output_file"] and opt["bcl_table"]:
+    ids = range(1, len(vocab) + 1)
+    if opt["output_file"] and opt["bcl_table"]:
         table = bintoutf8.read_table(opt["bcl_table"])
-        return [b""] + [bintoutf8.decode_text(t, "bcl", table, "skip")[0]
-                        for t in tokens[1:]], True
+        return [b""] + [bintoutf8.decode_text(vocab.idx_to_token[i], "bcl", table, "skip")[0]
+                        for i in ids], True
     if opt["output_file"] and vocab.is_bytes:
-        return [b""] + [vocab.decode_bytes([i]) for i in range(1, len(tokens))], True
-    return [b""] + [t.encode("utf-8", "surrogateescape") for t in tokens[1:]], False
+        return [b""] + [vocab.decode_bytes([i]) for i in ids], True
+    return [b""] + [vocab.idx_to_token[i].encode("utf-8", "surrogateescape") for i in ids], False
 
 
 def _output_paths(output_file, K):
