@@ -815,3 +815,11 @@ def test_training_on_data_kept_on_the_device_gives_the_same_losses(tiny, tmp_pat
     losses, weights = run("device")
     assert losses == host_losses and len(losses) > 0
     assert all(torch.equal(weights[k], host_weights[k]) for k in host_weights)
+
+
+def test_fp16_training_is_refused_before_any_file_is_read(tmp_path):
+    """-precision fp16 would need loss scaling: refused with the other option checks, before
+    the data (absent here) is looked at."""
+    with pytest.raises(train_mod.TorchRNNError, match="fp16 is for sampling and evaluation"):
+        train_mod.train(input_h5=str(tmp_path / "absent.h5"), input_json=str(tmp_path / "a.json"),
+                        precision="fp16", gpu=-1)

@@ -214,6 +214,15 @@ class DataLoader:
                 splits[name] = torch.from_numpy(np.ascontiguousarray(data)).to(device)
         return self
 
+    def keep_on(self, device):
+        """On a GPU, keep the data there when it fits easily (at most a quarter of the free
+        memory and 1 GiB), so that a step copies nothing from the host; elsewhere nothing."""
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if self.nbytes() <= min(free // 4, 2 ** 30):
+                self.to(device)
+        return self
+
     def nbytes(self):
         """Bytes the splits take once on a device (see :meth:`to`)."""
         def size(d):                    # a host array, or a split already on a device

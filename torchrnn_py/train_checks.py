@@ -99,6 +99,9 @@ def resolve_options(options):
         raise TorchRNNError("give either -init_from or -resume_from, not both")
     if opt.gpu_backend not in ("cuda", "opencl"):
         raise TorchRNNError(f"-gpu_backend must be cuda or opencl, got {opt.gpu_backend!r}")
+    if opt.precision == "fp16":
+        raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
+                            "need loss scaling); train with bf16 or tf32")
     return opt
 
 

@@ -13,7 +13,7 @@ from ..bintoutf8 import TextDecoder, check_mode, default_table_path, encode_byte
 from ..cmdline import UsageError
 from ..errors import TorchRNNError
 from ..fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
-                      check_output_path, utf8_error)
+                      check_output_path, read_input_bytes, utf8_error)
 from .g711 import as_codes, check_format, quantise
 from .resample import check_rate, resample
 from .wav import read_wav_info, write_wav
@@ -186,15 +186,15 @@ def decode_audio(in_path, out_wav, rate=DEFAULT_RATE, fmt="ulaw", table_path=Non
     rate = check_rate(rate)
     check_format(fmt)
     mode = check_text_options(raw, mode, table_path, unknown)
-    check_input_file(in_path, "raw input file" if raw else "text file")
+    what = "raw input file" if raw else "text file"
+    check_input_file(in_path, what)
     table = None
     if mode == "bcl":
         table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, WAV_output=out_wav, table_file=table_path)
     check_output_path(out_wav, "WAV output")
 
-    with open(in_path, "rb") as f:
-        content = f.read()
+    content = read_input_bytes(in_path, what)
     if raw:
         data, chars, n_unknown = content, len(content), 0
         if progress:

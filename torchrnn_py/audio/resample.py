@@ -34,10 +34,6 @@ def check_rate(rate, what="sample rate"):
 
 def _resample_factors(rate_in, rate_out):
     """``(rate_in, rate_out, up, down)``: the checked rates and their reduced ratio."""
-    if isinstance(rate_in, bool) or not isinstance(rate_in, (int, np.integer)) \
-            or rate_in <= 0:
-        raise TorchRNNError(f"input sample rate must be a positive whole number, "
-                            f"found {rate_in!r}")
     rate_in = check_rate(rate_in, "input sample rate")
     rate_out = check_rate(rate_out, "target sample rate")
     g = math.gcd(int(rate_in), rate_out)

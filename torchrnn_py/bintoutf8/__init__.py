@@ -45,8 +45,9 @@ DECODED_EXTENSION = ".bin"
 CHUNK_SIZE = 4 << 20  # bytes per read: bounds memory, large enough for numpy to be fast
 
 #: The BCL alphabet: the character code point for slot k (k = 0..255).
-BCL_ALPHABET = tuple(list(range(0x23, 0x7F)) + [OFFSET_BASE + j for j in range(256 - 92)])
-N_ASCII_SLOTS = 92
+N_ASCII_SLOTS = 0x7F - 0x23            # '#' .. '~': 92 printable ASCII characters
+BCL_ALPHABET = tuple(list(range(0x23, 0x7F))
+                     + [OFFSET_BASE + j for j in range(256 - N_ASCII_SLOTS)])
 
 _BCL_CODEPOINTS = np.array(BCL_ALPHABET, dtype=np.uint16)
 _OFFSET_CODEPOINTS = (OFFSET_BASE + np.arange(256)).astype(np.uint16)

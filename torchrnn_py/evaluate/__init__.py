@@ -78,7 +78,7 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
             vocab_size = len(vocab)
             warn(token_map_message(token_map, model.vocab_size))
     loader = DataLoader(input_h5, sizes["batch_size"], sizes["seq_length"],
-                        vocab_size=vocab_size, log=say, token_map=token_map)
+                        vocab_size=vocab_size, log=say, token_map=token_map).keep_on(device)
     split = opt["split"]
     return evaluate_split(model, loader, split, device,
                           on_batch=lambda j, n: say("%s batch %d / %d" % (split, j, n)))

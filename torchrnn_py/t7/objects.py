@@ -19,13 +19,6 @@ TYPE_FUNCTION = 6
 TYPE_LEGACY_RECUR_FUNCTION = 7
 TYPE_RECUR_FUNCTION = 8
 
-_TYPE_NAMES = {
-    TYPE_NIL: "nil", TYPE_NUMBER: "number", TYPE_STRING: "string", TYPE_TABLE: "table",
-    TYPE_TORCH: "torch object", TYPE_BOOLEAN: "boolean", TYPE_FUNCTION: "function",
-    TYPE_LEGACY_RECUR_FUNCTION: "function", TYPE_RECUR_FUNCTION: "function",
-}
-
-
 class T7FormatError(TorchRNNError):
     """A file that is not a well-formed Torch7 serialisation (names file, offset, problem)."""
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import TorchRNNError
-from ..fileio import check_input_file, describe_os_error
+from ..fileio import read_input_bytes
 from .objects import (_CLASS_INFO, _TORCH_DTYPE, TYPE_BOOLEAN, TYPE_FUNCTION,
                       TYPE_LEGACY_RECUR_FUNCTION, TYPE_NIL, TYPE_NUMBER, TYPE_RECUR_FUNCTION,
                       TYPE_STRING, TYPE_TABLE, TYPE_TORCH, LuaFunction, Storage, TableKey,
@@ -302,13 +302,7 @@ def read_t7(source, long_size=8):
         return loads_t7(source, long_size)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        check_input_file(path, "Torch7 file")
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as err:
-            raise TorchRNNError(describe_os_error(path, err)) from None
-        return loads_t7(data, long_size, name=path)
+        return loads_t7(read_input_bytes(path, "Torch7 file"), long_size, name=path)
     data = source.read()
     if not isinstance(data, bytes):
         raise TypeError("read_t7 needs a file opened in binary mode")

@@ -91,7 +91,6 @@ class _BinarySource(_Source):
             dtype.newbyteorder("="), copy=True)
 
 
-_WHITESPACE = b" \t\n\r\v\f"
 _TOKEN = re.compile(rb"[ \t\n\r\v\f]*([^ \t\n\r\v\f]+)")
 _INT_TOKEN = re.compile(rb"[+-]?[0-9]+\Z")
 

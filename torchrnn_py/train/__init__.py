@@ -132,17 +132,13 @@ class _Run:
         rows = context.rows(train_rows) if context.active else None
         num_iterations = int(math.floor(opt.max_epochs * loader.split_sizes["train"]))
         check_outputs(opt, start_i, num_iterations)
-        if opt.precision == "fp16":
-            raise TorchRNNError("-precision fp16 is for sampling and evaluation (training would "
-                                "need loss scaling); train with bf16 or tf32")
         if checkpoint is not None:
             say("Resuming from " if opt.resume_from else "Initializing from ", source)
             model = checkpoint.model
         else:
             model = _new_model(opt, vocab, train_rows, generator)
         _place_model(model, opt, device, warn)
-        if device.type == "cuda":
-            _data_to_device(loader, device)
+        loader.keep_on(device)
         native = _dropout_generator(model, generator, seeded, device, rows, train_rows)
         state = TrainingState(model, TorchAdam(model.parameters(), lr=opt.learning_rate),
                               loader, generator, native, opt.learning_rate, i=start_i)
@@ -332,14 +328,6 @@ def _data_loader(opt, vocab, checkpoint, source, say, warn):
             warn(token_map_message(token_map, checkpoint.model.vocab_size))
     return DataLoader(opt.input_h5, opt.batch_size, opt.seq_length,
                       vocab_size=len(vocab), log=say, token_map=token_map)
-
-
-def _data_to_device(loader, device):
-    """On a GPU, keep the data there when it fits easily (at most a quarter of the free
-    memory and 1 GiB), so that a training step copies nothing from the host."""
-    free, _ = torch.cuda.mem_get_info(device)
-    if loader.nbytes() <= min(free // 4, 2 ** 30):
-        loader.to(device)
 
 
 def _place_model(model, opt, device, warn):
