@@ -17,7 +17,7 @@ from torchrnn_py.t7 import read_t7
 from conftest import FIXTURES
 
 CHARRNN = FIXTURES / "charrnn"
-NAMES = ["lstm_2x64", "rnn_2x64", "lstm_2x48_dropout0.5"]
+NAMES = ["lstm_2x64", "rnn_2x64", "lstm_2x48_dropout0.5", "gru_2x64"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,7 +58,7 @@ def test_forward_agrees_with_charrnn_dump_in_float64(name):
                           rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["lstm_2x64"])
+@pytest.mark.parametrize("name", ["lstm_2x64", "gru_2x64"])
 def test_forward_in_float32_agrees_to_1e5(name):
     dump = _dump(name)
     model = load_charrnn(CHARRNN / f"{name}.t7").model.float()

@@ -63,10 +63,10 @@ def byte_dataset(tmp_path_factory):
 
 
 def test_load_model_opens_a_charrnn_checkpoint_as_stored():
-    model = load_model(str(CHARRNN / "lstm_2x48_dropout0.5.t7"))
-    assert model.model_type == "lstm" and not model.training
+    model = load_model(str(CHARRNN / "gru_2x64.t7"))
+    assert model.model_type == "gru" and not model.training
     assert model.linear.weight.dtype == torch.float64       # char-rnn computes in double
-    dump = _dump("lstm_2x48_dropout0.5")
+    dump = _dump("gru_2x64")
     with torch.no_grad():
         scores = model(torch.from_numpy(dump["input"][:50]).view(1, -1))[0]
     assert torch.allclose(torch.log_softmax(scores, -1), torch.from_numpy(dump["logprobs"][:50]),
