@@ -83,15 +83,15 @@ def split_fractions(train_frac, val_frac):
 def load_data_dir(data_dir, batch_size, seq_length, fractions, say=lambda text: None):
     """A :class:`CharSplitLoader` for ``data_dir`` (preprocessing input.txt first when
     vocab.t7/data.t7 are missing or stale), printing the original's lines through ``say``."""
-    input_file, vocab_file, tensor_file = data_paths(data_dir)
+    input_file, _, _ = data_paths(data_dir)
+    unit = batch_size * seq_length
+    if os.path.isfile(input_file):                      # checked before anything is written
+        _check_length(os.path.getsize(input_file), batch_size, seq_length, fractions,
+                      input_file)
     ids, vocab = prepare_data_dir(data_dir, say)
     say("loading data files...")
-    unit = batch_size * seq_length
     length = ids.numel()
-    if length < unit:
-        raise TorchRNNError(f"{input_file}: {length} bytes is less than one batch: "
-                            f"-batch_size {batch_size} x -seq_length {seq_length} needs "
-                            f"{unit} bytes; use smaller values")
+    _check_length(length, batch_size, seq_length, fractions, input_file)
     if length % unit != 0:
         say("cutting off end of data so that the batches/sequences divide evenly")
         ids = ids[:unit * (length // unit)]
@@ -107,6 +107,17 @@ def load_data_dir(data_dir, batch_size, seq_length, fractions, say=lambda text: 
     sizes = _split_sizes(nbatches, fractions, input_file)
     say("data load done. Number of data batches in train: %d, val: %d, test: %d" % tuple(sizes))
     return CharSplitLoader(vocab, x_batches, y_batches, sizes)
+
+
+def _check_length(length, batch_size, seq_length, fractions, input_file):
+    """Refuse data shorter than one batch, or too short for a train and a val split."""
+    unit = batch_size * seq_length
+    if 0 < length < unit:
+        raise TorchRNNError(f"{input_file}: {length} bytes is less than one batch: "
+                            f"-batch_size {batch_size} x -seq_length {seq_length} needs "
+                            f"{unit} bytes; use smaller values")
+    if length:
+        _split_sizes(length // unit, fractions, input_file)
 
 
 def _split_sizes(nbatches, fractions, input_file):

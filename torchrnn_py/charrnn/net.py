@@ -21,6 +21,7 @@ state where the previous state was used. The weight gradient of the Linears that
 previous h, and the gradient of the gates multiplied with the previous c or h (LSTM f, GRU r
 and 1 - z), are taken with those values (:class:`_StaleMatmul`, :class:`_StaleMul`).
 """
+import contextlib
 import dataclasses
 import math
 
@@ -35,6 +36,7 @@ LAYER_LINEARS = {
 }
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}
 INIT_RANGE = 0.08                    # train.lua's params:uniform(-0.08, 0.08)
+SMALL_PRODUCT = 1 << 22              # multiply-adds per gate product below which 1 thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +111,44 @@ class CharRNNNet:
             if slot.role == "i2h":
                 b[H:2 * H] = 1.0
         return list(range(1, self.num_layers + 1))
+
+    @contextlib.contextmanager
+    def threads(self, batch_size):
+        """One intra-op thread while the products are small (the fixtures' 20 x 256 x 64
+        take ~1 ms: more threads only wait on each other, badly so on a busy machine);
+        larger models keep torch's setting. Results do not depend on it."""
+        small = batch_size * self.rnn_size * self.rnn_size * 4 < SMALL_PRODUCT
+        previous = torch.get_num_threads()
+        if small:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if small:
+                torch.set_num_threads(previous)
+
+    def language_model(self, vocab_bytes):
+        """The same weights as a float64 :class:`~torchrnn_py.model.LanguageModel` in
+        evaluation mode (one-hot embedding, the two biases of each gate summed, GRU blocks
+        z|r|c), as torchrnn_py/charrnn/checkpoint.py builds one from a file."""
+        from ..model import LanguageModel
+        from ..vocab import Vocab, byte_token
+        V, H = self.vocab_size, self.rnn_size
+        vocab = Vocab([byte_token(b[0]) for b in vocab_bytes])
+        model = LanguageModel(vocab, self.model_type, V, H, self.num_layers, self.dropout,
+                              init=False).double()
+        layers, (W_dec, b_dec) = self.layer_views(self.linears())
+        gates = [("i2h", "h2h")] if self.model_type != "gru" else \
+            [(f"i2h_{g}", f"h2h_{g}") for g in ("z", "r", "c")]
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.eye(V, dtype=torch.float64))
+            for lin, rnn in zip(layers, model.rnns):
+                rnn.weight.copy_(torch.cat([torch.cat([lin[x][0].t(), lin[h][0].t()], 0)
+                                            for x, h in gates], 1))        # (D+H, G)
+                rnn.bias.copy_(torch.cat([lin[x][1] + lin[h][1] for x, h in gates]))
+            model.linear.weight.copy_(W_dec)
+            model.linear.bias.copy_(b_dec)
+        return model.eval()
 
     def zero_state(self, batch_size):
         return [torch.zeros(batch_size, self.rnn_size, dtype=torch.float64)

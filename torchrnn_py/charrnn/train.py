@@ -83,7 +83,8 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     through torchrnn_py/charrnn/write.py); ``fields`` are the keyword arguments of
     ``charrnn_checkpoint_table``. ``max_iterations`` stops early (no flag; for tests).
     Returns a dict: ``net`` (the :class:`CharRNNNet`), ``train_losses`` (list),
-    ``val_losses`` ({iteration: loss}), ``i`` (the last iteration run), ``opt``."""
+    ``val_losses`` ({iteration: loss}), ``i`` (the last iteration run), ``opt`` and
+    ``state`` (the state the next minibatch would start from)."""
     opt = resolve_keyword_options(options, DEFAULTS)
     check_options(opt)
     saver = save_checkpoint or checkpoint_writer()
@@ -109,9 +110,10 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     say("cloning rnn")
     say("cloning criterion")
     run = _Run(opt, loader, net, generator, say, saver)
-    run.loop(max_iterations)
+    with net.threads(opt["batch_size"]):
+        run.loop(max_iterations)
     return {"net": net, "train_losses": run.train_losses, "val_losses": run.val_losses,
-            "i": run.i, "opt": opt}
+            "i": run.i, "opt": opt, "state": run.state}
 
 
 def check_options(opt):
