@@ -218,6 +218,9 @@ def _net_from_checkpoint(opt, loader, say):
     ck = charrnn_from_t7(root, path)
     _check_vocab(root["vocab"], loader.vocab_mapping, path, say)
     model = ck.model
+    if any(not module.v2 for module in model.dropouts):
+        raise TorchRNNError(f"{path}: its nn.Dropout modules scale at evaluation (v1), not "
+                            f"in training as char-rnn's do; such a model is not supported")
     shown = {k: ck.opt.get(k, v) for k, v in (("rnn_size", model.rnn_size),
                                                ("num_layers", model.num_layers),
                                                ("model", ck.model_type))}
