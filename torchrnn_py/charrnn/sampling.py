@@ -34,7 +34,8 @@ def log_softmax(scores):
     NaN or +inf scores."""
     y = scores.astype(np.float64, copy=False)                               # (V,)
     top = y.max()
-    logsum = top + math.log(np.cumsum(np.exp(y - top))[-1])
+    with np.errstate(invalid="ignore"):                  # inf - inf: NaN, refused below
+        logsum = top + math.log(np.cumsum(np.exp(y - top))[-1])
     if not math.isfinite(logsum):
         raise NonFiniteScores("the scores are NaN or infinite")
     return y - logsum                                                       # (V,)
