@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import FIXTURES, GOLDEN
-from torchrnn_py.charrnn.sampling import (choose, log_softmax, sample_bytes, sample_ids)
+from torchrnn_py.charrnn.sampling import (choose, first_max_of_log_softmax, log_softmax,
+                                          sample_bytes, sample_ids)
 from torchrnn_py.cli import charrnn_sample as cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.model import LanguageModel
@@ -326,3 +327,32 @@ def test_bad_input_is_one_line_on_stderr(case, capsysbinary):
 def test_a_fifo_is_refused_without_blocking(fifo, capsysbinary):
     status, out, err = run([fifo], capsysbinary)
     assert status == 1 and out == b"" and "FIFO" in err and err.count("\n") == 1
+
+
+def test_one_row_multinomial_is_the_batched_one():
+    """rng.TorchGenerator.multinomial's one-row path (used per byte here) draws what the
+    batched path draws for that row, float32 and float64 input alike."""
+    rows = np.random.default_rng(0).random((300, 62)) ** 4
+    rows[::7, 5:] = 0.0                                      # zeros and early cut-offs
+    for dtype in (np.float32, np.float64):
+        one, batched = TorchGenerator(11), TorchGenerator(11)
+        got = [one.multinomial(row.astype(dtype), validate=False) for row in rows]
+        want = [int(batched.multinomial(row.astype(dtype)[None])[0]) for row in rows]
+        assert got == want
+    with pytest.raises(ValueError, match="invalid multinomial distribution"):
+        TorchGenerator(1).multinomial(np.zeros(3))
+
+
+def test_argmax_shortcut_is_the_log_softmax_argmax():
+    """-sample 0 skips the LogSoftMax unless an earlier score is within rounding of the
+    maximum; scores that tie only after ``y - logsum`` still give the first of them."""
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        y = rng.normal(size=62) * 4
+        assert first_max_of_log_softmax(y) == int(log_softmax(y).argmax())
+    y = np.zeros(62)
+    y[3] = 1e-16                        # y - logsum rounds both to -log(62): a tie, first wins
+    assert int(y.argmax()) == 3 and int(log_softmax(y).argmax()) == 0
+    assert first_max_of_log_softmax(y) == 0
+    with pytest.raises(NonFiniteScores):
+        first_max_of_log_softmax(np.array([0.0, np.nan]))

@@ -28,27 +28,59 @@ from ..sampling import (NonFiniteScores, check_finite_model, choose_stepper,
 DEFAULT_SEED = 123            # sample.lua's -seed
 
 
-def log_softmax(scores):
+def log_softmax(scores, out=None, work=None):
     """nn.LogSoftMax of one row of scores (V,) in float64: ``y - (max + log sum exp(y - max))``
-    with the sum taken in order, as Torch7 computes it. Raises :class:`NonFiniteScores` for
-    NaN or +inf scores."""
+    with the sum taken in order, as Torch7 computes it; ``out``, ``work``: float64 (V,)
+    buffers to reuse. Raises :class:`NonFiniteScores` for NaN or +inf scores."""
     y = scores.astype(np.float64, copy=False)                               # (V,)
+    work = np.empty_like(y) if work is None else work
     top = y.max()
     with np.errstate(invalid="ignore"):                  # inf - inf: NaN, refused below
-        logsum = top + math.log(np.cumsum(np.exp(y - top))[-1])
+        np.subtract(y, top, out=work)
+    np.exp(work, out=work)
+    np.cumsum(work, out=work)
+    logsum = top + math.log(work[-1])
     if not math.isfinite(logsum):
         raise NonFiniteScores("the scores are NaN or infinite")
-    return y - logsum                                                       # (V,)
+    return np.subtract(y, logsum, out=out)                                  # (V,)
 
 
-def choose(prediction, sample, temperature, generator):
+def choose(prediction, sample, temperature, generator, work=None, probs32=None):
     """The 0-based index sample.lua picks from ``prediction`` (V,) float64 (log-probabilities,
     or the uniform start's probabilities): the first maximum, or one multinomial draw from
-    ``exp(prediction / T)`` normalised in double and cast to float32."""
+    ``exp(prediction / T)`` normalised in double and cast to float32. ``work`` (float64) and
+    ``probs32`` (float32), both (V,): buffers to reuse."""
     if not sample:
         return int(prediction.argmax())
-    probs = torch7_probabilities(prediction.reshape(1, -1), temperature)   # (1, V) float64
-    return generator.multinomial(probs[0].astype(np.float32), validate=False)
+    work = np.empty_like(prediction) if work is None else work
+    probs32 = np.empty(prediction.shape, np.float32) if probs32 is None else probs32
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = prediction if temperature == 1 else \
+            np.divide(prediction, temperature, out=work)
+        np.exp(scaled, out=work)
+    total = np.cumsum(work)[-1]                                             # in order
+    if 0 < total < math.inf:
+        np.divide(work, total, out=work)
+    else:              # exp overflowed or underflowed everywhere: the maximum subtracted
+        work[:] = torch7_probabilities(prediction.reshape(1, -1), temperature)[0]
+    np.copyto(probs32, work, casting="same_kind")
+    return generator.multinomial(probs32, validate=False)
+
+
+def first_max_of_log_softmax(scores, out=None, work=None):
+    """The 0-based first maximum of :func:`log_softmax` (scores) without computing it, when
+    no earlier score is within rounding of the maximum: ``y - c`` for ``c`` between
+    ``max(y)`` and ``max(y) + log V`` keeps the order of scores more than ``delta`` apart.
+    Otherwise (a possible tie after rounding) it is computed."""
+    y = scores.astype(np.float64, copy=False)                               # (V,)
+    index = int(y.argmax())                  # a NaN or +inf would be taken: refused here
+    top = y.item(index)
+    if not math.isfinite(top):
+        raise NonFiniteScores("the scores are NaN or infinite")
+    delta = 1e-12 * (2.0 + math.log(y.shape[0]))
+    if index and (y[:index] >= top - delta).any():
+        return int(log_softmax(y, out, work).argmax())
+    return index
 
 
 def check_options(length, sample, temperature):
@@ -80,19 +112,25 @@ def sample_ids(model, length, primetext=b"", sample=True, temperature=1.0, gener
             device = next(model.parameters()).device
             with torch.no_grad():
                 scores = model(prime.view(1, -1).to(device))[0, -1]        # (V,)
-            prediction = _checked(log_softmax, scores.double().cpu().numpy(), 0)
+            prediction = _checked(log_softmax, scores.double().cpu().numpy(), 0)  # (V,)
             for token in prime.tolist():
                 yield np.array([token], dtype=np.int64)
         else:
-            V = model.vocab_size
-            prediction = np.full(V, 1.0) / V                                # probabilities
+            prediction = np.full(model.vocab_size, 1.0) / model.vocab_size  # probabilities
         stepper = choose_stepper(model, 1)
+        work, probs32 = np.empty(model.vocab_size), np.empty(model.vocab_size, np.float32)
         for position in range(length):
-            index = _checked(choose, prediction, position, sample, temperature, gen)
+            if position and not sample:
+                index = _checked(first_max_of_log_softmax, scores, position, prediction, work)
+            else:
+                if position:
+                    prediction = _checked(log_softmax, scores, position, prediction, work)
+                index = _checked(choose, prediction, position, sample, temperature, gen,
+                                 work, probs32)
             ids = np.array([to_token_id(index)], dtype=np.int64)           # (1,)
             yield ids
             if position + 1 < length:      # char-rnn also feeds the last byte; unused
-                prediction = _checked(log_softmax, stepper.step(ids)[0], position + 1)
+                scores = stepper.step(ids)[0]                              # (V,)
     finally:
         model.reset_states()
 
