@@ -18,6 +18,7 @@ from ..charrnn.checkpoint import load_charrnn
 from ..charrnn.sampling import check_options, sample_ids
 from ..cmdline import (UsageError, format_torch_help, parse_torch_options, report_written,
                        require_finite, run_main, sigterm_as_interrupt, lua_number)
+from ..device import apply_cuda_precision
 from ..errors import TorchRNNError
 from ..fileio import check_distinct, check_output_path
 from ..progress import ProgressLine
@@ -192,6 +193,8 @@ def run(opt, out, progress=None, on_written=None):
         check_output_path(path, "output file")
         check_distinct(model=opt["model"], output_file=path)
     device, backend_lines = choose_backend(opt)
+    if device.type == "cuda":
+        apply_cuda_precision("fp32")           # IEEE float32 products, as on the CPU
     model.to(device)
     _write_stdout(out, diagnostics(opt, model_name, prime, backend_lines))
     steps = sample_ids(model, int(opt["length"]), prime, opt["sample"] != 0,
