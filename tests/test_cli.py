@@ -21,7 +21,7 @@ def test_setup_cfg_console_scripts_are_the_table():
     declared = [line.strip() for line in
                 config["options.entry_points"]["console_scripts"].strip().splitlines()]
     assert declared == cli.console_scripts()
-    assert len(cli.console_scripts()) == len(cli.COMMANDS) == 10
+    assert len(set(declared)) == len(cli.COMMANDS)          # no script named twice
 
 
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))

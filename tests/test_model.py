@@ -207,6 +207,6 @@ def test_forward_shapes_and_loss_is_mean_cross_entropy():
 def test_model_rejects_bad_arguments():
     vocab = read_vocab(JSON)
     with pytest.raises(ValueError):
-        LanguageModel(vocab, "gru")
+        LanguageModel(vocab, "transformer")
     with pytest.raises(ValueError):
         LanguageModel(vocab, "lstm", dropout=1)

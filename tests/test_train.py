@@ -438,8 +438,8 @@ def _bad_case(case, tiny, tmp):
         return {"init_from": str(path)}, [], "table.t7"
     if case == "unknown_flag":
         return {}, ["-frobnicate", "1"], "frobnicate"
-    if case == "gru":
-        return {"model_type": "gru"}, [], "gru"
+    if case == "bad_model_type":
+        return {"model_type": "transformer"}, [], "transformer"
     if case == "dropout_1":
         return {"dropout": 1}, [], "dropout"
     if case == "checkpoint_under_file":
@@ -450,7 +450,7 @@ def _bad_case(case, tiny, tmp):
 
 
 BAD_CASES = ["missing_h5", "corrupt_h5", "small_vocab", "no_train", "init_from_random",
-             "init_from_table", "unknown_flag", "gru", "dropout_1", "checkpoint_under_file"]
+             "init_from_table", "unknown_flag", "bad_model_type", "dropout_1", "checkpoint_under_file"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

@@ -1,6 +1,6 @@
 """torch-rnn's ``nn.LanguageModel``: embedding, recurrent layers, a linear read-out.
 
-``LookupTable(V, D)`` -> for each layer: ``LSTM``/``VanillaRNN`` (D inputs for the first,
+``LookupTable(V, D)`` -> for each layer: ``LSTM``/``VanillaRNN``/``GRU`` (D inputs for the first,
 H after) -> ``BatchNormalization(H)`` if batchnorm -> ``Dropout(p)`` if dropout > 0 ->
 ``Linear(H, V)`` at every time step. Input: 1-based token ids ``(N, T)``; output:
 unnormalised scores ``(N, T, V)``. Every recurrent layer remembers its final state and
@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ids import to_index, to_token_id  # noqa: F401 (re-exported: the old import path)
-from .modules import LSTM, Dropout, VanillaRNN
+from .modules import GRU, LSTM, Dropout, VanillaRNN
 from .rng import TorchGenerator
 from .sampling import sample_ids
 from .vocab import Vocab
 
-MODEL_TYPES = ("lstm", "rnn")
+MODEL_TYPES = ("lstm", "rnn", "gru")
+RNN_LAYERS = {"lstm": LSTM, "rnn": VanillaRNN, "gru": GRU}
 
 
 class LanguageModel(nn.Module):
@@ -37,7 +38,7 @@ class LanguageModel(nn.Module):
                  num_layers=2, dropout=0.0, batchnorm=0, generator=None, *, init=True):
         super().__init__()
         if model_type not in MODEL_TYPES:
-            raise ValueError(f"model_type must be 'lstm' or 'rnn', got {model_type!r}")
+            raise ValueError(f"model_type must be 'lstm', 'rnn' or 'gru', got {model_type!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if num_layers < 1 or rnn_size < 1 or wordvec_size < 1:
@@ -52,7 +53,7 @@ class LanguageModel(nn.Module):
         V, D, H = len(self.vocab), self.wordvec_dim, self.rnn_size
         self.vocab_size = V
 
-        rnn_class = LSTM if model_type == "lstm" else VanillaRNN
+        rnn_class = RNN_LAYERS[model_type]
         self.embedding = nn.Embedding(V, D)
         self.rnns = nn.ModuleList()
         self.batchnorms = nn.ModuleList()
@@ -91,9 +92,10 @@ class LanguageModel(nn.Module):
         """Initialise every weight as torch-rnn does, drawing in Torch7's order.
 
         LookupTable ~ N(0, 1); per layer the RNN weight ~ N(0, 1/sqrt(D+H)) (LSTM forget
-        bias 1) and the BatchNormalization weight ~ U(0, 1), bias 0; then the Linear
-        weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)). Values are drawn in double and stored
-        as float, as when train.lua builds the model and casts it.
+        bias 1; GRU: its bias first, also ~ N(0, 1/sqrt(D+H))) and the BatchNormalization
+        weight ~ U(0, 1), bias 0; then the Linear weight and bias ~ U(-1/sqrt(H),
+        1/sqrt(H)). Values are drawn in double and stored as float, as when train.lua
+        builds the model and casts it.
         """
         gen = TorchGenerator() if generator is None else generator
         H = self.rnn_size
@@ -126,7 +128,7 @@ class LanguageModel(nn.Module):
 
     def get_states(self):
         """Each recurrent layer's remembered state: a list of ``(h, c)`` (LSTM) or
-        ``(h,)`` tuples of ``(N, H)`` tensors, None for a layer that starts from zeros."""
+        ``(h,)`` (RNN, GRU) tuples of ``(N, H)`` tensors, None for a layer that starts from zeros."""
         return [rnn.state for rnn in self.rnns]
 
     def set_states(self, states):

@@ -7,6 +7,10 @@ state; G = 4H gate columns in the order i, f, o, g for the LSTM, G = H for the R
 ``torch.nn.RNN`` (cuDNN on a GPU, the fused CPU kernel otherwise) through
 :func:`torchrnn_to_torch_layout`, the one place where the layouts are converted.
 
+``GRU`` is char-rnn's GRU in the same layout (G = 3H: update z, reset r, candidate c), the
+``nn.GRU`` of torch-rnn's forks; PyTorch's ``torch.nn.GRU`` computes another function, so
+it has its own loop with a hand-written backward (:class:`_GRUFunction`).
+
 ``Dropout`` is torch-rnn's ``nn.Dropout`` (inverted, "v2"; "v1" for very old checkpoints)
 that can take its masks from a :class:`~torchrnn_py.rng.TorchGenerator`, so that seeded
 runs drop exactly the units the original drops.
@@ -16,6 +20,7 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
 from .rng import TorchGenerator
@@ -58,12 +63,13 @@ def torchrnn_to_torch_layout(weight, bias, input_dim, gate_order=None):
 
 
 class _Recurrent(nn.Module):
-    """What torch-rnn's LSTM and VanillaRNN share: parameters, remembered states, kernel."""
+    """What the recurrent layers share: parameters, remembered states, the fused kernel
+    (``_run``; the GRU has its own)."""
 
     gates = 1        # G / H
     has_cell = False
 
-    def __init__(self, input_dim, hidden_dim, kernel):
+    def __init__(self, input_dim, hidden_dim, kernel=None):
         super().__init__()
         D, H = input_dim, hidden_dim
         self.input_dim, self.hidden_dim = D, H
@@ -139,7 +145,15 @@ class _Recurrent(nn.Module):
         if D != self.input_dim:
             raise ValueError(f"expected input of size {self.input_dim}, got {D}")
         start = self._initial_state(N, h0, c0, x)
-        params = torchrnn_to_torch_layout(self.weight, self.bias, D, self._gate_order(x))
+        out, last = self._run(x, start)
+        self._state = tuple(s.detach() for s in last)             # each (N, H)
+        return out                                                # (N, T, H)
+
+    def _run(self, x, start):
+        """x (N, T, D) from ``start`` (h0[, c0]) -> (out (N, T, H), final (h[, c]) each
+        (N, H)), by PyTorch's fused kernel."""
+        params = torchrnn_to_torch_layout(self.weight, self.bias, self.input_dim,
+                                          self._gate_order(x))
         kernel = self._kernel[0]
         # The kernel's eval mode keeps nothing for a backward (cuDNN then refuses one): it
         # runs in training mode whenever a gradient may be asked for; its dropout is 0.
@@ -147,8 +161,7 @@ class _Recurrent(nn.Module):
         hx = tuple(s.unsqueeze(0).contiguous() for s in start)   # each (1, N, H)
         out, last = functional_call(kernel, params, (x, hx if self.has_cell else hx[0]))
         last = last if self.has_cell else (last,)
-        self._state = tuple(s[0].detach() for s in last)          # each (N, H)
-        return out                                                # (N, T, H)
+        return out, tuple(s[0] for s in last)
 
     def _gate_order(self, like):
         return None
@@ -210,6 +223,109 @@ class VanillaRNN(_Recurrent):
         super().__init__(input_dim, hidden_dim,
                          _RNNKernel(input_dim, hidden_dim, nonlinearity="tanh",
                                     batch_first=True, device="meta"))
+
+
+class GRU(_Recurrent):
+    """char-rnn's GRU as a torch-rnn layer (``nn.GRU(D, H)`` of torch-rnn's forks with a
+    GRU.lua): ``weight (D+H, 3H)`` with column blocks z (update), r (reset), c (candidate).
+
+    ``z = sigmoid(x Wx_z + h Wh_z + b_z)``, ``r = sigmoid(x Wx_r + h Wh_r + b_r)``,
+    ``c = tanh(x Wx_c + (r h) Wh_c + b_c)``, ``h' = z c + (1 - z) h``: the reset gate acts on
+    h before its product, and z weighs the candidate, so this is not ``torch.nn.GRU``'s
+    function. Computed by :class:`_GRUFunction`; under CUDA autocast it runs in float32.
+    """
+
+    gates = 3
+
+    def reset_parameters(self, generator=None, std=None):
+        """GRU.lua's ``reset``: bias ~ N(0, std) drawn first, then weight ~ N(0, std),
+        std = 1/sqrt(D+H) by default (drawn as Torch7 draws them with a TorchGenerator)."""
+        D, H = self.input_dim, self.hidden_dim
+        if std is None:
+            std = 1.0 / (D + H) ** 0.5
+        with torch.no_grad():
+            for param in (self.bias, self.weight):
+                if generator is None:
+                    param.normal_(0.0, std)
+                else:
+                    values = generator.normal(param.numel(), 0.0, std)
+                    param.copy_(torch.from_numpy(values).view_as(param))
+
+    def _run(self, x, start):
+        h0 = start[0]                                                # (N, H)
+        out = _GRUFunction.apply(x, h0, self.weight, self.bias)     # (N, T, H)
+        with torch.no_grad():        # a copy: the state must not keep all of out alive
+            last = out[:, -1].clone() if out.shape[1] > 0 else h0
+        return out, (last,)
+
+
+class _GRUFunction(torch.autograd.Function):
+    """:class:`GRU` over all T steps with a hand-written backward (as torch-rnn's LSTM):
+    ``x Wx + b`` for every step is one product; each step then does a few in-place ops,
+    and the backward walks back over T computing only what flows through h, leaving the
+    weight gradients to three products over all T at the end."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx, x, h0, weight, bias):
+        """x (N, T, D), h0 (N, H), weight (D+H, 3H), bias (3H,) -> h (N, T, H)."""
+        N, T, D = x.shape
+        H = h0.shape[1]
+        Wh_zr, Wh_c = weight[D:, :2 * H], weight[D:, 2 * H:]        # (H, 2H), (H, H)
+        gates = torch.addmm(bias, x.reshape(N * T, D), weight[:D]).view(N, T, 3 * H)
+        out = x.new_empty(N, T, H)
+        rh = x.new_empty(N, T, H)                                    # r * h_prev, each step
+        prev = h0
+        steps = zip(gates[..., :2 * H].unbind(1), gates[..., 2 * H:].unbind(1),
+                    rh.unbind(1), out.unbind(1))
+        for zr, c, rh_t, h in steps:                                 # each (N, 2H|H)
+            zr.addmm_(prev, Wh_zr).sigmoid_()                        # z | r
+            torch.mul(zr[:, H:], prev, out=rh_t)
+            c.addmm_(rh_t, Wh_c).tanh_()                             # candidate
+            z = zr[:, :H]
+            torch.addcmul(prev, z, prev, value=-1, out=h)            # (1 - z) h_prev
+            h.addcmul_(z, c)                                         # + z c
+            prev = h
+        ctx.save_for_backward(x, h0, weight, gates, rh, out)
+        return out
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    @once_differentiable
+    def backward(ctx, grad_out):
+        """grad_out (N, T, H) -> gradients of x, h0, weight, bias."""
+        x, h0, weight, gates, rh, out = ctx.saved_tensors
+        N, T, D = x.shape
+        H = h0.shape[1]
+        z, r, c = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]   # (N, T, H)
+        prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)          # h_{t-1}, (N, T, H)
+        # what multiplies the gradient of h_t to give those of the pre-activations
+        keep = 1 - z                                                 # h_prev directly
+        to_c = z * (1 - c * c)
+        to_z = (c - prev) * z * keep
+        to_r = prev * r * (1 - r)                                    # from d(r * h_prev)
+        grad_a = gates.new_empty(N, T, 3 * H)                        # pre-activations
+        grad_h = h0.new_empty(N, H)
+        grad_rh = h0.new_empty(N, H)
+        grad_prev = h0.new_zeros(N, H)
+        Wh_zr_t, Wh_c_t = weight[D:, :2 * H].t(), weight[D:, 2 * H:].t()
+        for t in range(T - 1, -1, -1):
+            ga = grad_a[:, t]                                        # (N, 3H)
+            torch.add(grad_out[:, t], grad_prev, out=grad_h)
+            torch.mul(grad_h, to_c[:, t], out=ga[:, 2 * H:])
+            torch.mul(grad_h, to_z[:, t], out=ga[:, :H])
+            torch.mm(ga[:, 2 * H:], Wh_c_t, out=grad_rh)
+            torch.mul(grad_rh, to_r[:, t], out=ga[:, H:2 * H])
+            torch.mul(grad_h, keep[:, t], out=grad_prev)
+            grad_prev.addcmul_(grad_rh, r[:, t])
+            grad_prev.addmm_(ga[:, :2 * H], Wh_zr_t)
+        flat = grad_a.view(N * T, 3 * H)
+        grad_x = (flat @ weight[:D].t()).view(N, T, D) if ctx.needs_input_grad[0] else None
+        grad_w = torch.empty_like(weight)
+        torch.mm(x.reshape(N * T, D).t(), flat, out=grad_w[:D])
+        torch.mm(prev.reshape(N * T, H).t(), flat[:, :2 * H], out=grad_w[D:, :2 * H])
+        torch.mm(rh.reshape(N * T, H).t(), flat[:, 2 * H:], out=grad_w[D:, 2 * H:])
+        return grad_x, grad_prev, grad_w, flat.sum(0)
 
 
 def _mask_to_device(keep, x):

@@ -13,6 +13,7 @@ import math
 import os
 from typing import Optional
 
+from ..charrnn import charrnn_from_t7, is_charrnn
 from ..errors import TorchRNNError
 from ..fileio import atomic_outputs, check_input_file
 from ..t7 import Storage, TorchObject, read_t7, write_t7
@@ -150,7 +151,8 @@ def _is_number(value):
 
 def load_checkpoint(path):
     """Read a torch-rnn ``.t7`` checkpoint: a :class:`Checkpoint` whose ``model`` is a
-    LanguageModel (CPU, float32) and ``opt``/histories plain Python values."""
+    LanguageModel (CPU, float32) and ``opt``/histories plain Python values. A char-rnn
+    checkpoint is read as the torch-rnn checkpoint it converts to (its model in float32)."""
     check_input_file(path, "checkpoint")
     return checkpoint_from_t7(read_t7(path), path)
 
@@ -164,8 +166,13 @@ def save_checkpoint(path, checkpoint, json_path="auto"):
 
 
 def load_model(path):
-    """The LanguageModel of a torch-rnn checkpoint, on the CPU, in evaluation mode."""
-    model = load_checkpoint(path).model
+    """The LanguageModel of a torch-rnn or char-rnn checkpoint, on the CPU, in evaluation
+    mode, in the file's float type (char-rnn's CPU files: double, which it computes in)."""
+    check_input_file(path, "checkpoint")
+    root = read_t7(path)
+    if is_charrnn(root):
+        return charrnn_from_t7(root, path).model
+    model = checkpoint_from_t7(root, path).model
     model.eval()
     return model
 
@@ -174,6 +181,8 @@ def checkpoint_from_t7(root, path="checkpoint"):
     """:func:`load_checkpoint` for an object graph already read from the ``.t7`` ``path``."""
     if isinstance(root, TorchObject) and root.class_name == "nn.LanguageModel":
         root = {"model": root}                   # torch.save(file, model) on its own
+    if is_charrnn(root):
+        return Checkpoint.from_table(charrnn_from_t7(root, path).torchrnn_fields())
     if not isinstance(root, dict) or not isinstance(root.get("model"), TorchObject) \
             or root["model"].class_name != "nn.LanguageModel":
         found = describe(root.get("model") if isinstance(root, dict) else root)

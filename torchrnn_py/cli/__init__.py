@@ -22,6 +22,7 @@ COMMANDS = {
     "audio": ("torchrnn-audio", "torchrnn_py.cli.audio:main"),
     "bintoutf8": ("bintoutf8", "torchrnn_py.cli.bintoutf8:main_encode"),
     "utf8tobin": ("utf8tobin", "torchrnn_py.cli.bintoutf8:main_decode"),
+    "convert": ("torchrnn-convert", "torchrnn_py.cli.convert:main"),
 }
 
 

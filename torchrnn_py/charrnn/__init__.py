@@ -1,0 +1,10 @@
+"""char-rnn (Karpathy's, torch-rnn's predecessor): its checkpoints, read as LanguageModels.
+
+- :mod:`.checkpoint`: :func:`load_charrnn` -> :class:`CharRNNCheckpoint` (the model, its
+  options and loss histories);
+- :mod:`.graph`: the nngraph gModule as a graph of nodes that can be run;
+- :mod:`.topology`: which Linear is which, from the graph's wiring.
+"""
+from .checkpoint import CharRNNCheckpoint, charrnn_from_t7, is_charrnn, load_charrnn
+
+__all__ = ["CharRNNCheckpoint", "charrnn_from_t7", "is_charrnn", "load_charrnn"]
