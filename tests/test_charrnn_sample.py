@@ -298,12 +298,12 @@ BAD = {
     "length negative": ([LSTM, "-length", "-3"], "-length must be a positive integer"),
     "length fractional": ([LSTM, "-length", "2.5"], "-length must be a positive integer"),
     "seed fractional": ([LSTM, "-seed", "1.5"], "-seed must be an integer, got 1.5"),
-    "missing checkpoint": (["nothere.t7"], "nothere.t7: Torch7 file not found"),
-    "directory": ([CHARRNN], "expected a Torch7 file, found a directory"),
+    "missing checkpoint": (["nothere.t7"], "nothere.t7: checkpoint not found"),
+    "directory": ([CHARRNN], f"{CHARRNN}: expected a checkpoint, found a directory"),
     "device": (["/dev/null"], "found a character device"),
     "not a t7 file": ([CHARRNN / "README.md"], "this is not a Torch7 file"),
     "torch-rnn checkpoint": ([TORCHRNN_CHECKPOINT],
-                             f"{TORCHRNN_CHECKPOINT}: this is a torch-rnn checkpoint, not a "
+                             f"{TORCHRNN_CHECKPOINT}: a torch-rnn checkpoint, not a "
                              f"char-rnn one; sample it with torchrnn-sample -checkpoint "
                              f"{TORCHRNN_CHECKPOINT}"),
     "no argument": (["-length", "5"], "missing argument: the model checkpoint"),
@@ -356,3 +356,26 @@ def test_argmax_shortcut_is_the_log_softmax_argmax():
     assert first_max_of_log_softmax(y) == 0
     with pytest.raises(NonFiniteScores):
         first_max_of_log_softmax(np.array([0.0, np.nan]))
+
+
+def test_a_torch7_file_that_is_no_checkpoint_is_one_line(tmp_path, capsysbinary):
+    from torchrnn_py.t7 import write_t7
+    path = tmp_path / "table.t7"
+    write_t7(path, {"protos": 1})
+    status, out, err = run([path, "-gpuid", "-1"], capsysbinary)
+    assert (status, out) == (1, b"")
+    assert err == (f"{PROG}: error: {path}: not a char-rnn checkpoint: expected a table with "
+                   f"protos.rnn and vocab, as char-rnn's train.lua saves\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("verbose, what", [("0", " the sample"), ("1", "")])
+def test_stdout_on_a_full_disk_is_one_line(verbose, what, monkeypatch, capsys):
+    import io
+    with open("/dev/full", "wb") as full:       # every write fails with ENOSPC
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(full, write_through=True))
+        status = cli.main([str(LSTM), "-gpuid", "-1", "-length", "50", "-verbose", verbose])
+        monkeypatch.undo()
+    assert status == 1
+    assert capsys.readouterr().err == (f"{PROG}: error: stdout: cannot write{what}: "
+                                       f"No space left on device\n")

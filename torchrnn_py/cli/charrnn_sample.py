@@ -14,17 +14,18 @@ import sys
 
 import torch
 
-from ..charrnn.checkpoint import load_charrnn
+from ..charrnn.checkpoint import charrnn_from_t7, is_charrnn
 from ..charrnn.sampling import check_options, sample_ids
 from ..cmdline import (UsageError, format_torch_help, parse_torch_options, report_written,
                        require_finite, run_main, sigterm_as_interrupt, lua_number)
 from ..device import apply_cuda_precision
 from ..errors import TorchRNNError
-from ..fileio import check_distinct, check_output_path
+from ..fileio import check_distinct, check_input_file, check_output_path
 from ..progress import ProgressLine
 from ..rng import TorchGenerator
 from ..sample import _sinks, _write
 from ..sampling import NonFiniteScores, check_finite_model
+from ..t7 import TorchObject, read_t7
 
 PROG = "torchrnn-charrnn-sample"
 ARGUMENT = ("model", "model checkpoint to use for sampling")
@@ -105,28 +106,21 @@ def check_numbers(opt):
 def load_model(path):
     """The char-rnn checkpoint's LanguageModel and model name; a torch-rnn checkpoint is
     pointed to torchrnn-sample."""
-    try:
-        ck = load_charrnn(path)
-    except TorchRNNError as err:
-        if _is_torchrnn_checkpoint(path):
-            raise TorchRNNError(f"{path}: this is a torch-rnn checkpoint, not a char-rnn one; "
-                                f"sample it with torchrnn-sample -checkpoint {path}") from None
-        raise err from None
+    check_input_file(path, "checkpoint")
+    root = read_t7(path)
+    if not is_charrnn(root):
+        model = root.get("model") if isinstance(root, dict) else root
+        if isinstance(model, TorchObject) and model.class_name == "nn.LanguageModel":
+            raise TorchRNNError(f"{path}: a torch-rnn checkpoint, not a char-rnn one; sample "
+                                f"it with torchrnn-sample -checkpoint {path}")
+        raise TorchRNNError(f"{path}: not a char-rnn checkpoint: expected a table with "
+                            f"protos.rnn and vocab, as char-rnn's train.lua saves")
+    ck = charrnn_from_t7(root, path)
     try:
         check_finite_model(ck.model)
     except NonFiniteScores as err:
         raise NonFiniteScores(f"{path}: {err}") from None
     return ck.model, ck.model_type
-
-
-def _is_torchrnn_checkpoint(path):
-    """Whether ``path`` opens as a torch-rnn checkpoint (only asked once load_charrnn failed)."""
-    from ..checkpoint import load_checkpoint
-    try:
-        load_checkpoint(path)
-    except TorchRNNError:
-        return False
-    return True
 
 
 def primetext_bytes(opt, vocab):
