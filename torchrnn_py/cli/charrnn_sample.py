@@ -16,8 +16,8 @@ import torch
 
 from ..charrnn.checkpoint import charrnn_from_t7, is_charrnn
 from ..charrnn.sampling import check_options, sample_ids
-from ..cmdline import (UsageError, format_torch_help, parse_torch_options, report_written,
-                       require_finite, run_main, sigterm_as_interrupt, lua_number)
+from ..cmdline import (UsageError, format_torch_help, lua_number, parse_torch_options,
+                       report_written, require_finite, run_main, sigterm_as_interrupt)
 from ..device import apply_cuda_precision
 from ..errors import TorchRNNError
 from ..fileio import check_distinct, check_input_file, check_output_path
