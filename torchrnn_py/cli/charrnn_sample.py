@@ -23,7 +23,7 @@ from ..errors import TorchRNNError
 from ..fileio import check_distinct, check_input_file, check_output_path
 from ..progress import ProgressLine
 from ..rng import TorchGenerator
-from ..sample import _sinks, _write
+from ..sample import sample_sinks, write_samples
 from ..sampling import NonFiniteScores, check_finite_model
 from ..t7 import TorchObject, read_t7
 
@@ -195,9 +195,9 @@ def run(opt, out, progress=None, on_written=None):
                        float(opt["temperature"]), TorchGenerator(int(opt["seed"])))
     vocab = model.vocab
     token_bytes = [b""] + [vocab.decode_bytes([i]) for i in range(1, len(vocab) + 1)]
-    sinks = _sinks(paths, out, 1, bool(opt["stream"]), newline=True)
+    sinks = sample_sinks(paths, out, 1, bool(opt["stream"]), newline=True)
     try:
-        _write(steps, token_bytes, sinks, {"num_samples": 1, "stream": opt["stream"],
+        write_samples(steps, token_bytes, sinks, {"num_samples": 1, "stream": opt["stream"],
                                            "length": len(prime) + int(opt["length"])},
                progress)
     except NonFiniteScores as err:
