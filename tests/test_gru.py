@@ -119,6 +119,8 @@ def test_layer_parameters_states_and_devices():
         torch.testing.assert_close(torch.cat([first, rest], 1), ref, rtol=0, atol=1e-6)
         with pytest.raises(ValueError, match="batch size changed from 2 to 3"):
             gru(torch.randn(3, 2, D))
+        empty = gru(torch.randn(2, 0, D))               # no steps: the state stays
+        assert empty.shape == (2, 0, H) and torch.equal(gru.state[0], rest[:, -1])
         gru.double()                                    # the state moves with the parameters
         assert gru.state[0].dtype == torch.float64
         gru.reset_states()
@@ -367,6 +369,15 @@ def test_t7_gru_module_has_the_forks_fields(tmp_path):
     write_t7(tmp_path / "bare.t7", gru_t7)
     back = ckpt.load_checkpoint(tmp_path / "bare.t7").model
     assert torch.equal(back.rnns[1].bias, gru_lm.rnns[1].bias)
+
+
+def test_t7_mixing_gru_and_lstm_layers_is_one_line(tmp_path):
+    lm = ckpt.model_to_t7(_lm())
+    lm["net"]["modules"][2].class_name = "nn.LSTM"
+    write_t7(tmp_path / "mixed.t7", lm)
+    with pytest.raises(TorchRNNError, match=r"mixed\.t7: .*mixes recurrent layers of "
+                                            r"different types \(nn\.GRU, nn\.LSTM\)"):
+        ckpt.load_checkpoint(tmp_path / "mixed.t7")
 
 
 def test_t7_gru_of_the_wrong_width_is_one_line(tmp_path):
