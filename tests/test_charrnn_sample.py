@@ -304,8 +304,9 @@ BAD = {
     "not a t7 file": ([CHARRNN / "README.md"], "this is not a Torch7 file"),
     "torch-rnn checkpoint": ([TORCHRNN_CHECKPOINT],
                              f"{TORCHRNN_CHECKPOINT}: a torch-rnn checkpoint, not a "
-                             f"char-rnn one; sample it with torchrnn-sample -checkpoint "
-                             f"{TORCHRNN_CHECKPOINT}"),
+                             f"char-rnn one; torch-rnn's commands read it as it is "
+                             f"(sample it with torchrnn-sample -checkpoint "
+                             f"{TORCHRNN_CHECKPOINT})"),
     "no argument": (["-length", "5"], "missing argument: the model checkpoint"),
     "two arguments": ([LSTM, LSTM], "unexpected argument"),
     "unknown flag": ([LSTM, "-primetxt", "The"], "unknown option -primetxt (did you mean "

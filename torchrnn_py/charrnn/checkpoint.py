@@ -78,8 +78,9 @@ def load_charrnn(path):
     root = read_t7(path)
     if not is_charrnn(root):
         if isinstance(root, dict) and isinstance(root.get("model"), TorchObject):
-            raise TorchRNNError(f"{path}: a torch-rnn checkpoint, not a char-rnn one "
-                                f"(torch-rnn's commands read it as it is)")
+            raise TorchRNNError(f"{path}: a torch-rnn checkpoint, not a char-rnn one; "
+                                f"torch-rnn's commands read it as it is (sample it with "
+                                f"torchrnn-sample -checkpoint {path})")
         raise TorchRNNError(f"{path}: not a char-rnn checkpoint: expected a table with "
                             f"protos.rnn and vocab, as char-rnn's train.lua saves")
     return charrnn_from_t7(root, path)
