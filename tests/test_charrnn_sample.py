@@ -12,7 +12,7 @@ import torch
 
 from conftest import FIXTURES, GOLDEN
 from torchrnn_py.charrnn.sampling import (choose, first_max_of_log_softmax, log_softmax,
-                                          sample_bytes, sample_ids)
+                                          sample_bytes)
 from torchrnn_py.cli import charrnn_sample as cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.model import LanguageModel
