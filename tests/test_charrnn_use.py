@@ -73,7 +73,7 @@ def test_load_model_opens_a_charrnn_checkpoint_as_stored():
                           rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["lstm_2x64", "rnn_2x64"])
+@pytest.mark.parametrize("name", ["lstm_2x64", "rnn_2x64", "gru_2x64"])
 def test_torchrnn_sample_argmax_is_charrnns(name):
     """torch-rnn's flags on a char-rnn file: the most likely continuation is the one char-rnn's
     sample.lua printed (its -sample 0 -primetext "ROMEO:" output, less the final newline)."""

@@ -9,8 +9,10 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 import torchfile
 
+from torchrnn_py import load_model
 from torchrnn_py.cli import convert as convert_cli
 from torchrnn_py.t7 import read_t7
 
@@ -109,3 +111,19 @@ def test_refusals_leave_files_alone(tmp_path, converted):
     assert rc == 1 and "would overwrite the output checkpoint" in err
     rc, _, err = _convert(tmp_path / "missing.t7", tmp_path / "x.t7")
     assert rc == 1 and "checkpoint not found" in err and not (tmp_path / "x.t7").exists()
+
+
+def test_a_gru_converts_and_reads_back(tmp_path):
+    """The original torch-rnn has no GRU: the file gets this package's nn.GRU (the layout of
+    the forks' GRU.lua), a note says so, and it reads back to char-rnn's probabilities."""
+    rc, out, err = _convert(CHARRNN / "gru_2x64.t7", tmp_path / "gru.t7")
+    assert rc == 0 and "the original torch-rnn has no GRU layer" in err
+    classes = [o.class_name for o in _walk(read_t7(tmp_path / "gru.t7"), [])]
+    assert classes.count("nn.GRU") == 2 and "nn.LSTM" not in classes
+    model = load_model(str(tmp_path / "gru.t7"))
+    with h5py.File(CHARRNN / "gru_2x64.forward.h5", "r") as f:
+        ids, logprobs = f["input"][()], f["logprobs"][()]
+    with torch.no_grad():
+        scores = model(torch.from_numpy(ids).view(1, -1))[0]
+    np.testing.assert_allclose(torch.log_softmax(scores.double(), -1).numpy(), logprobs,
+                               rtol=0, atol=1e-5)

@@ -127,8 +127,8 @@ class LanguageModel(nn.Module):
             rnn.reset_states()
 
     def get_states(self):
-        """Each recurrent layer's remembered state: a list of ``(h, c)`` (LSTM) or
-        ``(h,)`` (RNN, GRU) tuples of ``(N, H)`` tensors, None for a layer that starts from zeros."""
+        """Each recurrent layer's remembered state: a list of ``(h, c)`` (LSTM) or ``(h,)``
+        (RNN, GRU) tuples of ``(N, H)`` tensors, None for a layer that starts from zeros."""
         return [rnn.state for rnn in self.rnns]
 
     def set_states(self, states):

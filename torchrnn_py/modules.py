@@ -298,7 +298,7 @@ class _GRUFunction(torch.autograd.Function):
         N, T, D = x.shape
         H = h0.shape[1]
         z, r, c = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]   # (N, T, H)
-        prev = torch.cat([h0.unsqueeze(1), out[:, :-1]], 1)          # h_{t-1}, (N, T, H)
+        prev = torch.cat([h0.unsqueeze(1), out], 1)[:, :T]           # h_{t-1}, (N, T, H)
         # what multiplies the gradient of h_t to give those of the pre-activations
         keep = 1 - z                                                 # h_prev directly
         to_c = z * (1 - c * c)

@@ -155,12 +155,14 @@ class NumpyStepper:
     model's float type. Each layer keeps its input and its hidden state side by side in
     one buffer ``[x, h]`` (K, D+H), so that ``x Wx + h Wh`` is one product with torch-rnn's
     ``weight (D+H, G)``; the first layer's ``E Wx + b`` is precomputed for every token.
+    A GRU layer's candidate needs ``r h`` where the others take h (:func:`_gru_step`).
     """
 
     def __init__(self, model, num_streams):
         K = num_streams
         as_np = lambda t: t.detach().cpu().contiguous().numpy()              # noqa: E731
         self.lstm = model.model_type == "lstm"
+        self.gru = model.model_type == "gru"
         embedding = as_np(model.embedding.weight)                            # (V, D)
         self.layers = []
         for index, rnn in enumerate(model.rnns):
@@ -181,9 +183,12 @@ class NumpyStepper:
         lstm = self.lstm
         for layer in self.layers:
             gates, H = layer.gates, layer.H
-            np.dot(layer.xh, layer.W, out=gates)                           # x Wx + h Wh
-            gates += layer.table[rows] if layer.table is not None else layer.b
             h = layer.h
+            if self.gru:
+                _gru_step(layer, rows)
+            else:
+                np.dot(layer.xh, layer.W, out=gates)                       # x Wx + h Wh
+                gates += layer.table[rows] if layer.table is not None else layer.b
             if lstm:
                 c, tmp = layer.c, layer.tmp
                 expit(gates[:, :3 * H], out=gates[:, :3 * H])              # i, f, o
@@ -193,7 +198,7 @@ class NumpyStepper:
                 c += tmp                                                   # c = f c + i g
                 np.tanh(c, out=h)
                 h *= gates[:, 2 * H:3 * H]                                 # h = o tanh(c)
-            else:
+            elif not self.gru:
                 np.tanh(gates, out=h)
             out = layer.out
             if layer.scale is not None:
@@ -210,7 +215,7 @@ class _StepLayer:
     """Buffers and weights of one recurrent layer for :class:`NumpyStepper`."""
 
     __slots__ = ("H", "xh", "x", "h", "c", "W", "b", "table", "gates", "tmp", "scale",
-                 "shift", "out")
+                 "shift", "out", "Wc", "Wxc", "rh", "cand")
 
     def __init__(self, index, rnn, weight, bias, embedding, K, scale, shift):
         D, H = rnn.input_dim, rnn.hidden_dim
@@ -236,10 +241,50 @@ class _StepLayer:
                 self.c[...] = state[1].detach().cpu().numpy()
         self.gates = np.empty((K, weight.shape[1]), dtype=dtype)
         self.tmp = np.empty((K, H), dtype=dtype)
+        self.Wc = self.Wxc = self.rh = self.cand = None
+        if rnn.gates == 3:
+            self._gru_weights(weight, D, H, K)
         self.scale, self.shift = scale, shift
         self.out = self.h         # the last layer's output is its state (or scaled copy)
         if scale is not None:
             self.out = np.empty((K, H), dtype=dtype)
+
+
+    def _gru_weights(self, weight, D, H, K):
+        """A GRU's weights split: ``W`` gives z | r from ``[x, h]`` (or h), ``Wc`` the
+        candidate from ``r h`` and ``Wxc`` from x (in the table for the first layer)."""
+        first_row = D if self.table is not None else 0      # first layer: the h rows only
+        self.W = np.ascontiguousarray(weight[first_row:, :2 * H])          # (D+H | H, 2H)
+        self.Wc = np.ascontiguousarray(weight[D:, 2 * H:])                 # (H, H)
+        self.Wxc = None if self.table is not None else \
+            np.ascontiguousarray(weight[:D, 2 * H:])                       # (D, H)
+        self.gates = np.empty((K, 2 * H), dtype=weight.dtype)              # z | r
+        self.rh = np.empty((K, H), dtype=weight.dtype)
+        self.cand = np.empty((K, H), dtype=weight.dtype)
+
+
+def _gru_step(layer, rows):
+    """One GRU step of a :class:`_StepLayer` in place: ``h' = h - z h + z c`` (the order of
+    :class:`~torchrnn_py.modules.GRU`'s loop), ``c = tanh(x Wx_c + (r h) Wh_c + b_c)``."""
+    H, h, zr, cand, tmp = layer.H, layer.h, layer.gates, layer.cand, layer.tmp
+    np.dot(layer.xh, layer.W, out=zr)                               # x Wx + h Wh (z | r)
+    row = layer.table[rows] if layer.table is not None else None    # (K, 3H) or (3H,)
+    zr += row[..., :2 * H] if row is not None else layer.b[:2 * H]
+    expit(zr, out=zr)
+    np.multiply(zr[:, H:], h, out=layer.rh)                         # r h
+    np.dot(layer.rh, layer.Wc, out=cand)
+    if row is not None:
+        cand += row[..., 2 * H:]
+    else:
+        np.dot(layer.x, layer.Wxc, out=tmp)
+        cand += tmp
+        cand += layer.b[2 * H:]
+    np.tanh(cand, out=cand)
+    z = zr[:, :H]
+    np.multiply(z, h, out=tmp)
+    h -= tmp
+    np.multiply(z, cand, out=tmp)
+    h += tmp
 
 
 def _eval_affine(model, index):
@@ -287,6 +332,7 @@ class TorchStepper:
 
     def __init__(self, model, num_streams=None):
         self.lstm = model.model_type == "lstm"
+        self.gru = model.model_type == "gru"
         self.device = next(model.parameters()).device
         self.model, self.layers = model, None
         if num_streams is not None:
@@ -313,6 +359,9 @@ class TorchStepper:
             layer.update(table=embedding @ weight[:D] + bias, W=weight[D:].contiguous(), b=None)
         else:
             layer.update(table=None, W=weight.contiguous(), b=bias)
+        if rnn.gates == 3:        # GRU: z | r from h (and x), the candidate from r h (and x)
+            layer.update(W=weight[D:, :2 * H].contiguous(), Wc=weight[D:, 2 * H:].contiguous(),
+                         Wx=None if index == 0 else weight[:D].contiguous())
         scale, shift = _eval_affine(model, index)
         layer["scale"] = None if scale is None else torch.from_numpy(scale).to(self.device)
         layer["shift"] = None if shift is None else torch.from_numpy(shift).to(self.device)
@@ -327,6 +376,10 @@ class TorchStepper:
         out = None
         for layer in self.layers:
             H = layer["H"]
+            if self.gru:
+                layer["h"] = h = _torch_gru_step(layer, rows, out)
+                out = h if layer["scale"] is None else h * layer["scale"] + layer["shift"]
+                continue
             if layer["table"] is not None:
                 gates = layer["h"] @ layer["W"]                              # (K, G)
                 gates += layer["table"][rows]
@@ -348,3 +401,19 @@ class TorchStepper:
         scores = out @ self.W_out
         scores += self.b_out
         return scores.float().cpu().numpy()                                  # (K, V)
+
+
+def _torch_gru_step(layer, rows, x):
+    """One GRU step of a :class:`TorchStepper` layer: the new h (K, H) from rows (K,) (the
+    first layer) or the layer below's output x (K, D)."""
+    # products, then in-place sums (addmm with a strided input can be far slower on CPUs)
+    H, h = layer["H"], layer["h"]
+    if layer["table"] is not None:
+        inp = layer["table"][rows]                                         # (K, 3H)
+    else:
+        inp = x @ layer["Wx"]
+        inp += layer["b"]
+    zr = (h @ layer["W"]).add_(inp[:, :2 * H]).sigmoid_()                  # z | r
+    z = zr[:, :H]
+    c = ((zr[:, H:] * h) @ layer["Wc"]).add_(inp[:, 2 * H:]).tanh_()
+    return torch.addcmul(h, z, h, value=-1).addcmul_(z, c)                 # h - z h + z c

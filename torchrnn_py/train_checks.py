@@ -23,7 +23,7 @@ OPTIONS = [
     ("seq_length", 50, "time steps per minibatch (truncated backpropagation length)"),
     ("init_from", "", "start from the model in this checkpoint (.t7)"),
     ("reset_iterations", 1, "with -init_from: 0 continues counting from the checkpoint's i"),
-    ("model_type", "lstm", "lstm or rnn"),
+    ("model_type", "lstm", "lstm, rnn or gru (new: char-rnn's GRU)"),
     ("wordvec_size", 64, "embedding size"),
     ("rnn_size", 128, "hidden units per recurrent layer"),
     ("num_layers", 2, "number of recurrent layers"),
@@ -94,7 +94,7 @@ def resolve_options(options):
         if problem:
             raise TorchRNNError(f"-{name} {problem}")
     if opt.model_type not in MODEL_TYPES:
-        raise TorchRNNError(f"-model_type must be lstm or rnn, got {opt.model_type!r}")
+        raise TorchRNNError(f"-model_type must be lstm, rnn or gru, got {opt.model_type!r}")
     if opt.resume_from and opt.init_from:
         raise TorchRNNError("give either -init_from or -resume_from, not both")
     if opt.gpu_backend not in ("cuda", "opencl"):
@@ -198,7 +198,7 @@ def model_parameter_count(model_type, vocab_size, wordvec_size, rnn_size, num_la
                           batchnorm=0):
     """The number of parameters LanguageModel would have (without building it)."""
     V, D, H, L = vocab_size, wordvec_size, rnn_size, num_layers
-    G = 4 * H if model_type == "lstm" else H
+    G = {"lstm": 4 * H, "gru": 3 * H}.get(model_type, H)
     layers = (D + H) * G + G + (L - 1) * (2 * H * G + G)
     return V * D + layers + (2 * H * L if batchnorm == 1 else 0) + H * V + V
 

@@ -78,8 +78,9 @@ def load_charrnn(path):
     root = read_t7(path)
     if not is_charrnn(root):
         if isinstance(root, dict) and isinstance(root.get("model"), TorchObject):
-            raise TorchRNNError(f"{path}: a torch-rnn checkpoint, not a char-rnn one "
-                                f"(torch-rnn's commands read it as it is)")
+            raise TorchRNNError(f"{path}: a torch-rnn checkpoint, not a char-rnn one; "
+                                f"torch-rnn's commands read it as it is (sample it with "
+                                f"torchrnn-sample -checkpoint {path})")
         raise TorchRNNError(f"{path}: not a char-rnn checkpoint: expected a table with "
                             f"protos.rnn and vocab, as char-rnn's train.lua saves")
     return charrnn_from_t7(root, path)
@@ -127,13 +128,14 @@ def _vocab(table, fail):
         fail("vocab should be a non-empty table of characters to ids")
     by_id = {}
     for char, index in table.items():
-        if not isinstance(char, str) or len(char) != 1 or ord(char) > 255:
+        raw = char.encode("utf-8", "surrogateescape") if isinstance(char, str) else b""
+        if len(raw) != 1:                 # the t7 reader gives bytes >= 0x80 escaped
             fail(f"vocab should map single bytes to ids, found the key {char!r}")
         if isinstance(index, bool) or not isinstance(index, (int, float)) \
                 or index != int(index) or not 1 <= index <= len(table) or index in by_id:
             fail(f"vocab should number its {len(table)} bytes 1..{len(table)}, found "
                  f"{index!r} for {char!r}")
-        by_id[int(index)] = byte_token(ord(char))
+        by_id[int(index)] = byte_token(raw[0])
     return Vocab([by_id[k] for k in range(1, len(table) + 1)])
 
 

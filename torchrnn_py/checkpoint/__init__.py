@@ -9,10 +9,11 @@
 from .cjson import HISTORY_KEYS, cjson_dumps, lua_number, read_checkpoint_json
 from .resume_state import ResumeState
 from .schema import (MAX_FIELD_DEPTH, RESUME_FIELD, Checkpoint, checkpoint_from_t7,
-                     from_lua, load_checkpoint, load_model, save_checkpoint)
+                     from_lua, json_twin, load_checkpoint, load_model,
+                     save_checkpoint)
 from .torch7_graph import CLASS_VERSIONS, RNN_CLASSES, model_from_t7, model_to_t7
 
 __all__ = ["CLASS_VERSIONS", "Checkpoint", "HISTORY_KEYS", "MAX_FIELD_DEPTH", "RESUME_FIELD",
            "RNN_CLASSES", "ResumeState", "checkpoint_from_t7", "cjson_dumps", "from_lua",
-           "load_checkpoint", "load_model", "lua_number", "model_from_t7", "model_to_t7",
+           "json_twin", "load_checkpoint", "load_model", "lua_number", "model_from_t7", "model_to_t7",
            "read_checkpoint_json", "save_checkpoint"]

@@ -32,6 +32,11 @@ TRAIN_FIELDS = HISTORY_KEYS + ("opt", "i")
 MAX_FIELD_DEPTH = 100
 
 
+def json_twin(path):
+    """The ``.json`` that train.lua writes beside the checkpoint ``path`` (same name)."""
+    return os.path.splitext(path)[0] + ".json"
+
+
 def in_json(field):
     """Whether a checkpoint field is written to the ``.json`` as well as the ``.t7``."""
     return field != "model" and not field.startswith(OWN_PREFIX)
@@ -116,7 +121,7 @@ class Checkpoint(collections.abc.MutableMapping):
         replaced together, only once both are completely written: a failure (full disk,
         Ctrl-C) keeps the old ones."""
         if json_path == "auto":
-            json_path = os.path.splitext(path)[0] + ".json"
+            json_path = json_twin(path)
         fields = {k: self[k] for k in self._present() if k != "model"}
         opt = self.opt or {}
         table = dict(fields)

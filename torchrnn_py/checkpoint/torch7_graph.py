@@ -1,8 +1,8 @@
 """The ``nn.LanguageModel`` object graph of a ``.t7`` checkpoint <-> :class:`LanguageModel`.
 
-The graph is ``net`` = ``nn.Sequential`` of LookupTable, LSTM or VanillaRNN,
-View/BatchNormalization/View, Dropout, View/Linear/View (docs/compatibility.md,
-checkpoints):
+The graph is ``net`` = ``nn.Sequential`` of LookupTable, LSTM, VanillaRNN or GRU (the
+``nn.GRU`` of torch-rnn's forks), View/BatchNormalization/View, Dropout, View/Linear/View
+(docs/compatibility.md, checkpoints):
 
 - reading takes the architecture from the modules actually present (so any torch-rnn
   checkpoint loads, whatever its fields say), accepts old ``nn`` versions
@@ -23,7 +23,8 @@ from ..vocab import Vocab
 
 # Serialisation versions that real checkpoints carry (torch.version(obj) of each class).
 CLASS_VERSIONS = {"nn.LookupTable": 4, "nn.BatchNormalization": 2}
-RNN_CLASSES = {"nn.LSTM": "lstm", "nn.VanillaRNN": "rnn"}
+RNN_CLASSES = {"nn.LSTM": "lstm", "nn.VanillaRNN": "rnn", "nn.GRU": "gru"}
+GATES = {"lstm": 4, "rnn": 1, "gru": 3}          # G / H of each layer type's weight
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -37,7 +38,8 @@ def model_from_t7(lm, source="checkpoint"):
     embedding, layers, linear = _graph_layers(lm.get("net"), fail)
     kinds = {layer["type"] for layer in layers}
     if len(kinds) != 1:
-        fail("mixes LSTM and VanillaRNN layers")
+        fail("mixes recurrent layers of different types ("
+             + ", ".join(sorted({layer["rnn"].class_name for layer in layers})) + ")")
     model_type = kinds.pop()
     D, H = _check_shapes(embedding, layers, linear, len(vocab), model_type, fail)
     dropouts = [layer.get("dropout") for layer in layers]
@@ -95,7 +97,7 @@ def _graph_layers(net, fail):
             k += 1
         layers.append(layer)
     if not layers:
-        fail(f"expected an nn.LSTM or nn.VanillaRNN at net.modules[2], found "
+        fail(f"expected an nn.LSTM, nn.VanillaRNN or nn.GRU at net.modules[2], found "
              f"{names[1] if len(names) > 1 else 'nothing'}")
     expect(k, "nn.View")
     linear = expect(k + 1, "nn.Linear")
@@ -110,7 +112,7 @@ def _check_shapes(embedding, layers, linear, V, model_type, fail):
     and the file stores at least as many numbers as the model would hold: checked before
     the model is built, so a hostile file cannot make it allocate more than it contains
     (stride-0 views can declare huge tensors over a tiny storage)."""
-    gates = 4 if model_type == "lstm" else 1
+    gates = GATES[model_type]
     if embedding.shape[0] != V:
         fail(f"the embedding has {embedding.shape[0]} rows but idx_to_token has {V} tokens")
     D = embedding.shape[1]
@@ -330,6 +332,13 @@ def _rnn_module(model_type, rnn, weight, grad_weight, bias, grad_bias):
         fields.update(c0=_empty(), grad_c0=_empty(), cell=_empty(), gates=_empty(),
                       buffer3=_empty(), grad_a_buffer=_empty(), _return_grad_c0=False)
         return _module("nn.LSTM", **fields)
+    if model_type == "gru":
+        # the fields of the forks' GRU.lua (no recompute_backward, no c0), as after a
+        # forward and backward without h0, like the LSTM above
+        del fields["recompute_backward"]
+        fields.update(cell=_empty(), gates=_empty(), buffer3=_empty(),
+                      grad_a_buffer=_empty())
+        return _module("nn.GRU", **fields)
     return _module("nn.VanillaRNN", **fields)
 
 

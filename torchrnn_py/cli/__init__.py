@@ -15,6 +15,7 @@ COMMANDS = {
     "preprocess": ("torchrnn-preprocess", "torchrnn_py.cli.preprocess:main"),
     "train": ("torchrnn-train", "torchrnn_py.cli.train:main"),
     "sample": ("torchrnn-sample", "torchrnn_py.cli.sample:main"),
+    "charrnn-sample": ("torchrnn-charrnn-sample", "torchrnn_py.cli.charrnn_sample:main"),
     "eval": ("torchrnn-eval", "torchrnn_py.cli.evaluate:main"),
     "novel_substrings": ("torchrnn-novel-substrings", "torchrnn_py.cli.novel_substrings:main"),
     "plot": ("torchrnn-plot", "torchrnn_py.cli.plot:main"),

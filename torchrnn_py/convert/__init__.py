@@ -7,10 +7,9 @@ checkpoints, so the original torch-rnn's sample.lua and train.lua ``-init_from``
 LSTM and RNN ones (the original has no GRU). char-rnn's options are kept in the ``.t7``.
 """
 import dataclasses
-import os
 
 from ..charrnn import load_charrnn
-from ..checkpoint import Checkpoint
+from ..checkpoint import Checkpoint, json_twin
 from ..fileio import check_distinct, check_output_path
 
 PROG = "torchrnn-convert"
@@ -22,11 +21,6 @@ class Converted:
     checkpoint: Checkpoint
     model_type: str
     paths: list
-
-
-def json_twin(path):
-    """The ``.json`` written beside a checkpoint ``path`` (train.lua's naming)."""
-    return os.path.splitext(path)[0] + ".json"
 
 
 def convert(input_path, output_path, on_written=None):

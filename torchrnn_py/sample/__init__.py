@@ -111,9 +111,8 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     try:
         if not paths and out is None:
             return Samples(texts=_collect(steps, token_bytes, K), paths=[])
-        dropped = _write(steps, token_bytes, _sinks(paths, out, K, bool(opt["stream"]),
-                                                    newline=not paths and not raw),
-                         opt, progress)
+        sinks = sample_sinks(paths, out, K, bool(opt["stream"]), newline=not paths and not raw)
+        dropped = write_samples(steps, token_bytes, sinks, opt, progress)
     except NonFiniteScores as err:
         raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
     if on_written is not None:
@@ -134,7 +133,7 @@ def _collect(steps, token_bytes, K):
     return [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
 
 
-def _write(steps, token_bytes, sinks_context, opt, progress):
+def write_samples(steps, token_bytes, sinks_context, opt, progress):
     """Write the samples through the sinks; returns how many tokens had no bytes."""
     K = int(opt["num_samples"])
     with sinks_context as sinks:
@@ -226,7 +225,7 @@ class _Sink:
 
 
 @contextlib.contextmanager
-def _sinks(paths, out, K, stream, newline):
+def sample_sinks(paths, out, K, stream, newline):
     """One sink per sample: files (atomic unless streaming), or ``out`` for the first and
     spooled temporary files for the others, copied to ``out`` in order at the end, each
     after a ``--- sample k of K ---`` line when K > 1."""

@@ -11,7 +11,6 @@ flags as keyword arguments and returns the histories and the trained model.
 """
 import contextlib
 import math
-import os
 import signal
 import sys
 import threading
@@ -289,7 +288,7 @@ class _Run:
         ckpt.Checkpoint(state.model, opt=self.opt.as_dict(), i=at, resume=resume,
                         **state.histories()).save(path)
         self.notice(f"wrote {path}")
-        self.notice(f"wrote {os.path.splitext(path)[0]}.json")
+        self.notice(f"wrote {ckpt.json_twin(path)}")
         return path
 
     def report(self, i, loss, val_loss, written, progress):
