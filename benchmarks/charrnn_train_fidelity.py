@@ -9,7 +9,10 @@ compared with the original's log and checkpoint:
   full-precision train_losses[i]|, their maximum, and the first iteration above 1e-12 and
   above 1e-6; the grad/param norm field equal as printed (lines that differ are counted);
 - the validation loss against the checkpoint's val_loss, and the final parameters against
-  the checkpoint's (max |difference|).
+  the checkpoint's (max |difference|);
+- our checkpoint (written by torchrnn_py/charrnn/write.py) sampled with
+  torchrnn-charrnn-sample as the fixtures' four sample files were made with sample.lua
+  from the original's: how many of the four come out byte for byte.
 
 ``--perturb REL`` multiplies the initial parameters by (1 + REL) (REL = 1e-15 is a few
 units in the last place) and compares that run with an unperturbed one of ours instead:
@@ -23,6 +26,7 @@ import json
 import os
 import pathlib
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -43,6 +47,9 @@ RUNS = {"lstm_2x64": dict(model="lstm", rnn_size=64),
         "lstm_2x48_dropout0.5": dict(model="lstm", rnn_size=48, dropout=0.5)}
 COMMON = dict(num_layers=2, batch_size=20, seq_length=50, learning_rate=5e-3, max_epochs=2,
               eval_val_every=380, seed=123, gpuid=-1)
+SAMPLES = {"default": [], "seed7_temp0.5": ["-seed", "7", "-temperature", "0.5"],
+           "argmax_ROMEO": ["-sample", "0", "-primetext", "ROMEO:"],
+           "prime_The": ["-seed", "123", "-primetext", "The "]}
 PROGRESS = re.compile(r"(\d+)/\d+ \(epoch [0-9.]+\), train_loss = ([0-9.]+), "
                       r"grad/param norm = (\S+), time/batch")
 
@@ -55,6 +62,11 @@ def train(name, work, perturb=0.0):
         old.unlink()
     (folder / "input.txt").write_bytes(CORPUS.read_bytes()[:200000])
     lines, saved = [], []
+    write = ctrain.checkpoint_writer()
+
+    def save(path, fields):
+        saved.append((os.path.join(work, path), fields))
+        write(path, fields)
     if perturb:
         init = ctrain.CharRNNNet.init_random
 
@@ -64,7 +76,7 @@ def train(name, work, perturb=0.0):
         ctrain.CharRNNNet.init_random = perturbed
     try:
         result = _in(work, lambda: ctrain.train_charrnn(
-            log=lines.append, save_checkpoint=lambda p, f: saved.append(f),
+            log=lines.append, save_checkpoint=save,
             data_dir="public", checkpoint_dir=f"cv_{name}", savefile=name,
             **COMMON, **RUNS[name]))
     finally:
@@ -127,7 +139,17 @@ def against_original(name, work):
     stats["val_loss_diff"] = abs(result["val_losses"][380] - root["val_loss"])
     stats["final_param_max_diff"] = float((result["net"].params - flat).abs().max())
     stats["checkpoints"] = len(saved)
+    stats["samples_byte_identical"] = sum(
+        sample(saved[-1][0], flags) == (FIXTURES / f"{name}.{kind}.txt").read_bytes()
+        for kind, flags in SAMPLES.items())
     return stats
+
+
+def sample(path, flags):
+    """torchrnn-charrnn-sample's stdout for a checkpoint (as the fixtures' were made)."""
+    command = [sys.executable, "-m", "torchrnn_py", "charrnn-sample", path, "-gpuid", "-1",
+               "-verbose", "0", "-length", "300"] + flags
+    return subprocess.run(command, capture_output=True, check=True, cwd=ROOT).stdout
 
 
 def against_perturbed(name, work, perturb):

@@ -16,6 +16,8 @@ from torchrnn_py.charrnn.data import (CharSplitLoader, load_data_dir, prepare_da
                                       split_fractions)
 from torchrnn_py.charrnn.graph import read_graph
 from torchrnn_py.charrnn.net import CharRNNNet, evaluate_batches, forward_backward
+from torchrnn_py.charrnn import load_charrnn
+from torchrnn_py.cli import charrnn_sample
 from torchrnn_py.cli import charrnn_train as cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.rng import TorchGenerator
@@ -340,18 +342,18 @@ def test_bad_options_are_refused_before_anything_runs(tmp_path, flag, value):
     assert "\n" not in str(err.value) and not (tmp_path / "cv").exists()
 
 
-def test_the_command_line_runs_and_refuses(tmp_path, capsys, monkeypatch):
-    saved = []
-    monkeypatch.setattr(ctrain, "checkpoint_writer",
-                        lambda: lambda path, fields: saved.append(path))
+def test_the_command_line_runs_and_refuses(tmp_path, capsys):
     folder = _tiny_dir(tmp_path)
     status = cli.main(["-data_dir", str(folder), "-model", "rnn", "-rnn_size", "8",
                        "-batch_size", "4", "-seq_length", "10", "-max_epochs", "0.2",
                        "-gpuid", "-1", "-checkpoint_dir", str(tmp_path / "cv")])
     out = capsys.readouterr()
-    assert status == 0 and out.err == "" and len(saved) == 1
-    assert out.out.split("\n")[-2].startswith("19/19 (epoch 0.200), train_loss = ")
-    assert all(line.endswith("\t") for line in out.out.split("\n")[:-1])
+    lines = out.out.split("\n")
+    assert status == 0 and out.err == "" and lines[-1] == ""
+    assert lines[-2].startswith("19/19 (epoch 0.200), train_loss = ")
+    assert all(line.endswith("\t") for line in lines[:-1])
+    saved = lines[-3][len("saving checkpoint to "):-1]
+    assert lines[-3].startswith("saving checkpoint to ") and os.path.isfile(saved)
     assert cli.main(["-rnn_siz", "8"]) == 2
     assert "did you mean -rnn_size?" in capsys.readouterr().err
     assert cli.main(["-data_dir", str(tmp_path / "none"), "-gpuid", "-1"]) == 1
@@ -359,12 +361,37 @@ def test_the_command_line_runs_and_refuses(tmp_path, capsys, monkeypatch):
     assert err.startswith("torchrnn-charrnn-train: error: ") and "\n" not in err
 
 
-def test_checkpoints_need_the_writer():
-    if os.path.exists(os.path.join(os.path.dirname(ctrain.__file__), "write.py")):
-        assert callable(ctrain.checkpoint_writer())
-    else:
-        with pytest.raises(TorchRNNError, match="not available yet"):
-            ctrain.checkpoint_writer()
+def test_checkpoints_load_sample_and_resume(tmp_path, capsys):
+    """The checkpoints are char-rnn's (load_charrnn reads them, torchrnn-charrnn-sample
+    samples them) and -init_from continues from their weights."""
+    folder = _tiny_dir(tmp_path)
+    lines = []
+    options = dict(data_dir=str(folder), model="lstm", rnn_size=8, batch_size=4,
+                   seq_length=10, max_epochs=0.2, eval_val_every=10, gpuid=-1,
+                   checkpoint_dir=str(tmp_path / "cv"), savefile="tiny")
+    result = ctrain.train_charrnn(log=lines.append, **options)
+    paths = [line[len("saving checkpoint to "):-1] for line in lines
+             if line.startswith("saving checkpoint to ")]
+    assert len(paths) == 2 and all(os.path.isfile(p) for p in paths)
+    ck = load_charrnn(paths[1])
+    assert (ck.model_type, ck.i, ck.epoch) == ("lstm", 19, 19 / 95)
+    assert ck.train_losses == result["train_losses"] and ck.val_losses == result["val_losses"]
+    assert ck.val_loss == result["val_losses"][19] and ck.opt["savefile"] == "tiny"
+    net = CharRNNNet("lstm", ck.model.vocab_size, 8, 2)
+    net.set_linears(ctrain.file_linears(read_t7(paths[1]), "lstm", 2, paths[1]))
+    assert torch.equal(net.params, result["net"].params)
+    assert charrnn_sample.main([paths[1], "-gpuid", "-1", "-verbose", "0",
+                                "-length", "30"]) == 0
+    assert len(capsys.readouterr().out.encode("latin-1")) == 31
+    resumed = []
+    again = ctrain.train_charrnn(log=resumed.append, save_checkpoint=lambda p, f: None,
+                                 max_iterations=1, **dict(options, init_from=paths[1]))
+    assert f"loading a model from checkpoint {paths[1]}\t" in resumed
+    net.forget_bias_to_one()
+    loader = load_data_dir(str(folder), 4, 10, split_fractions(0.95, 0.05))
+    x, y = loader.next_batch(1)
+    loss, _, _ = forward_backward(net, x, y, net.zero_state(4))
+    assert again["train_losses"] == [loss]
 
 
 def test_loader_split_pointer_is_one_based():

@@ -80,7 +80,7 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     """Train as ``th train.lua`` does; keyword arguments are its flags (see OPTIONS).
 
     ``save_checkpoint(path, fields)`` writes each checkpoint (default: char-rnn's ``.t7``
-    through torchrnn_py/charrnn/write.py); ``fields`` are the keyword arguments of
+    through torchrnn_py/charrnn/write.py); ``fields`` are the keyword arguments of its
     ``charrnn_checkpoint_table``. ``max_iterations`` stops early (no flag; for tests).
     Returns a dict: ``net`` (the :class:`CharRNNNet`), ``train_losses`` (list),
     ``val_losses`` ({iteration: loss}), ``i`` (the last iteration run), ``opt`` and
@@ -149,17 +149,12 @@ def check_options(opt):
 
 
 def checkpoint_writer():
-    """The default ``save_checkpoint``: char-rnn's checkpoint table written as a ``.t7``.
-    Until torchrnn_py/charrnn/write.py exists, one TorchRNNError (before any training)."""
-    try:
-        from .write import charrnn_checkpoint_table
-    except ImportError:
-        raise TorchRNNError("writing char-rnn checkpoints is not available yet in this "
-                            "version (torchrnn_py/charrnn/write.py is missing); nothing was "
-                            "trained") from None
+    """The default ``save_checkpoint``: char-rnn's checkpoint table, written as train.lua's
+    ``torch.save`` writes it (torchrnn_py/charrnn/write.py), atomically."""
+    from .write import charrnn_checkpoint_table, write_charrnn_checkpoint
 
     def save(path, fields):
-        write_t7(path, charrnn_checkpoint_table(**fields), what="checkpoint")
+        write_charrnn_checkpoint(path, charrnn_checkpoint_table(**fields))
     return save
 
 
@@ -287,6 +282,7 @@ class _Run:
         self.train_losses, self.val_losses = [], {}
         self.iterations = opt["max_epochs"] * loader.ntrain
         self.i = 0
+        self.grad = torch.zeros_like(net.params)      # the last clamped gradient
 
     def loop(self, max_iterations=None):
         last = math.floor(self.iterations)
@@ -325,6 +321,7 @@ class _Run:
         self.stale = True
         clip = self.opt["grad_clip"]
         grad.clamp_(-clip, clip)
+        self.grad = grad
         alpha = self.opt["decay_rate"]
         self.m.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
         denominator = self.m.sqrt().add_(RMSPROP_EPSILON)
@@ -345,11 +342,12 @@ class _Run:
         path = "%s/lm_%s_epoch%.2f_%.4f.t7" % (self.opt["checkpoint_dir"],
                                                self.opt["savefile"], epoch, val_loss)
         self.say(f"saving checkpoint to {path}")
+        opt = dict(self.opt, dropout=self.net.dropout)    # -init_from: the file's dropout
         self.saver(path, dict(
             model_type=self.net.model_type, vocab_bytes=self.loader.vocab_bytes(),
-            linears=self.net.linears(), dropout=self.net.dropout, opt=dict(self.opt),
-            train_losses=list(self.train_losses), val_losses=dict(self.val_losses), i=i,
-            epoch=epoch))
+            linears=self.net.linears(), grad_linears=self.net.linears(self.grad),
+            dropout=self.net.dropout, opt=opt, train_losses=list(self.train_losses),
+            val_losses=dict(self.val_losses), i=i, epoch=epoch))
 
     def eval_split(self, split_index):
         """The mean loss over a split; the training state continues from its last batch's
