@@ -20,6 +20,7 @@ from conftest import GOLDEN
 from torchrnn_py.cli import sample as sample_cli
 from torchrnn_py import bintoutf8
 from torchrnn_py import sample as sample_mod
+from torchrnn_py import sample_output
 from torchrnn_py.checkpoint import load_model, save_checkpoint
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.preprocess import preprocess
@@ -549,14 +550,14 @@ class _FullDisk:
 def test_full_disk_while_writing_a_sample_file_keeps_the_old_one(tmp_path, monkeypatch):
     path = tmp_path / "out.txt"
     path.write_bytes(b"old")
-    real = sample_mod.atomic_output
+    real = sample_output.atomic_output
 
     @contextlib.contextmanager
     def on_a_full_disk(*args, **kwargs):
         with real(*args, **kwargs) as file:
             yield _FullDisk(file)
 
-    monkeypatch.setattr(sample_mod, "atomic_output", on_a_full_disk)
+    monkeypatch.setattr(sample_output, "atomic_output", on_a_full_disk)
     with pytest.raises(TorchRNNError) as caught:
         sample_mod.sample(checkpoint=str(CP), length=50, gpu=-1, output_file=str(path))
     assert str(caught.value) == f"{path}: cannot write the sample: No space left on device"

@@ -17,7 +17,7 @@ from ..device import apply_cuda_precision
 from ..errors import TorchRNNError
 from ..fileio import check_distinct, check_output_path
 from ..rng import TorchGenerator
-from ..sample import sample_sinks, write_samples
+from ..sample_output import sample_sinks, write_samples
 from ..sampling import NonFiniteScores, check_finite_model
 from .checkpoint import load_charrnn
 from .sampling import check_options, sample_ids

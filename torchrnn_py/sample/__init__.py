@@ -16,19 +16,17 @@ line. New flags, whose defaults keep the original behaviour:
 Each file written is named on stderr (``wrote PATH``) unless ``-verbose 0`` is given
 explicitly; NaN and infinity are refused for every numeric flag; SIGTERM cleans up as Ctrl-C.
 """
-import contextlib
 import dataclasses
 import os
-import sys
-import tempfile
 
 from .. import bintoutf8
 from ..checkpoint import load_checkpoint
 from ..cmdline import make_printers, require_finite, resolve_keyword_options
 from ..device import PRECISION_HELP, choose_device, use_precision
 from ..errors import TorchRNNError
-from ..fileio import atomic_output, check_distinct, check_output_path
+from ..fileio import check_distinct, check_output_path
 from ..rng import TorchGenerator
+from ..sample_output import sample_sinks, write_samples
 from ..sampling import NonFiniteScores, check_finite_model, sample_ids
 
 PROG = "torchrnn-sample"
@@ -53,7 +51,6 @@ OPTIONS = [
 ]
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 NUMERIC = [name for name, default, _ in OPTIONS if isinstance(default, (int, float))]
-_FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
 
 
 @dataclasses.dataclass
@@ -133,27 +130,6 @@ def _collect(steps, token_bytes, K):
     return [b"".join(p).decode("utf-8", "surrogateescape") for p in pieces]
 
 
-def write_samples(steps, token_bytes, sinks_context, opt, progress):
-    """Write the samples through the sinks; returns how many tokens had no bytes."""
-    K = int(opt["num_samples"])
-    with sinks_context as sinks:
-        buffered = done = dropped = 0
-        for ids in steps:
-            for k, token in enumerate(ids.tolist()):
-                piece = token_bytes[token]
-                dropped += not piece
-                sinks[k].append(piece)
-            buffered += 1
-            if opt["stream"] or buffered >= _FLUSH_EVERY:
-                for sink in sinks:
-                    sink.flush()
-                done += buffered
-                buffered = 0
-                if progress is not None:
-                    progress(done * K, int(opt["length"]) * K)
-    return dropped
-
-
 def _resolve(options):
     opt = resolve_keyword_options(options, DEFAULTS)
     require_finite(opt, NUMERIC)
@@ -190,97 +166,3 @@ def _output_paths(output_file, K):
         return [output_file]
     stem, ext = os.path.splitext(output_file)
     return [f"{stem}_{k}{ext}" for k in range(1, K + 1)]
-
-
-class _Sink:
-    """Collects one sample's bytes and writes them out in chunks; a failed write (a full
-    disk) names where it was going."""
-
-    def __init__(self, file, name):
-        self.file, self.name, self.pieces = file, name, []
-
-    def append(self, data):
-        self.pieces.append(data)
-
-    def flush(self):
-        if self.pieces:
-            data, self.pieces = b"".join(self.pieces), []
-            self.write(data)
-        with self.failures():
-            self.file.flush()
-
-    def write(self, data):
-        with self.failures():
-            self.file.write(data)
-
-    @contextlib.contextmanager
-    def failures(self):
-        try:
-            yield
-        except BrokenPipeError:          # the reader went away: run_main stops quietly
-            raise
-        except OSError as err:
-            raise TorchRNNError(f"{self.name}: cannot write the sample: "
-                                f"{err.strerror or err}") from None
-
-
-@contextlib.contextmanager
-def sample_sinks(paths, out, K, stream, newline):
-    """One sink per sample: files (atomic unless streaming), or ``out`` for the first and
-    spooled temporary files for the others, copied to ``out`` in order at the end, each
-    after a ``--- sample k of K ---`` line when K > 1."""
-    with contextlib.ExitStack() as stack:
-        if paths:
-            files = [stack.enter_context(_streamed_file(p)) if stream
-                     else stack.enter_context(atomic_output(p, "wb", what="sample file"))
-                     for p in paths]
-            sinks = [_Sink(f, p) for f, p in zip(files, paths)]
-        else:
-            files = [out] + [stack.enter_context(tempfile.TemporaryFile()) for _ in range(K - 1)]
-            sinks = [_Sink(files[0], "stdout" if out is sys.stdout.buffer else "output stream")]
-            sinks += [_Sink(f, f"temporary file in {tempfile.gettempdir()} for sample {k}")
-                      for k, f in enumerate(files[1:], start=2)]
-            if K > 1:
-                sinks[0].write(sample_separator(1, K))
-        yield sinks
-        for sink in sinks:
-            sink.flush()
-        if not paths:
-            _copy_spools(sinks[0], files[1:], K, newline)
-
-
-@contextlib.contextmanager
-def _streamed_file(path):
-    """``open(path, 'wb')`` (-stream 1 writes the file itself), whose failure to close (the
-    last bytes on a full disk) is named like the other write errors."""
-    file = open(path, "wb")
-    try:
-        yield file
-    finally:
-        try:
-            file.close()
-        except OSError as err:
-            raise TorchRNNError(f"{path}: cannot write the sample: "
-                                f"{err.strerror or err}") from None
-
-
-def sample_separator(k, K):
-    """The line before sample k of K on stdout when K > 1 (documented in docs/migration.md)."""
-    return f"--- sample {k} of {K} ---\n".encode("ascii")
-
-
-def _copy_spools(target, spools, K, newline):
-    """After the first sample (already in ``target``), its newline and the others in turn."""
-    if newline:
-        target.write(b"\n")
-    for k, spool in enumerate(spools, start=2):
-        target.write(sample_separator(k, K))
-        spool.seek(0)
-        while True:
-            chunk = spool.read(1 << 20)
-            if not chunk:
-                break
-            target.write(chunk)
-        if newline:
-            target.write(b"\n")
-    target.flush()
