@@ -9,7 +9,9 @@ iterations (forward, backward, clamp, update, the printed loss and norm) of:
 - ``charrnn fast``: ``torchrnn-charrnn-train -gpuid -1 -fast 1``, float32 on the CPU on
   torch-rnn's fused layers (torchrnn_py/charrnn/fast.py);
 - ``torchrnn-train``: the nearest torch-rnn model, ``-model_type lstm -wordvec_size 65``
-  with the same rnn_size, num_layers, batch_size and seq_length (Adam, float32).
+  with the same rnn_size, num_layers, batch_size and seq_length (Adam, float32);
+- with ``--gpu``: ``torchrnn-charrnn-train -gpuid 0`` (the fast trainer on CUDA, IEEE
+  float32) and ``torchrnn-train -gpu 0``.
 
 Each variant runs in its own process, the three in turn, ``--rounds`` times, in this one
 invocation. Prints the median over the rounds of each round's median seconds per iteration
@@ -19,6 +21,7 @@ medians.
 
     python benchmarks/bench_charrnn_train.py                  # 2x128 and 2x512
     python benchmarks/bench_charrnn_train.py --sizes 2x128 --iters 10
+    python benchmarks/bench_charrnn_train.py --gpu   # adds both on GPU 0 (float32)
 """
 import argparse
 import json
@@ -34,11 +37,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CORPUS = ROOT / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
 VARIANTS = ("faithful", "fast", "torchrnn")
+GPU_VARIANTS = ("fast_gpu", "torchrnn_gpu")
 LABELS = {"faithful": "charrnn faithful f64", "fast": "charrnn fast f32",
-          "torchrnn": "torchrnn-train f32"}
+          "torchrnn": "torchrnn-train f32", "fast_gpu": "charrnn -gpuid 0 f32",
+          "torchrnn_gpu": "torchrnn-train -gpu 0"}
 
 
-def charrnn_times(work, size, batch, seq, iters, fast):
+def charrnn_times(work, size, batch, seq, iters, fast, gpuid=-1):
     """Seconds between consecutive progress lines of torchrnn-charrnn-train."""
     from torchrnn_py.charrnn.train import train_charrnn
     layers, H = (int(v) for v in size.split("x"))
@@ -51,11 +56,11 @@ def charrnn_times(work, size, batch, seq, iters, fast):
     train_charrnn(log=log, save_checkpoint=lambda path, fields: None, max_iterations=iters,
                   data_dir=os.path.join(work, "charrnn"), checkpoint_dir=os.path.join(work, "cv"),
                   model="lstm", rnn_size=H, num_layers=layers, batch_size=batch,
-                  seq_length=seq, eval_val_every=10 ** 9, gpuid=-1, fast=int(fast))
+                  seq_length=seq, eval_val_every=10 ** 9, gpuid=gpuid, fast=int(fast))
     return [b - a for a, b in zip([start] + stamps, stamps)]
 
 
-def torchrnn_times(work, size, batch, seq, iters, vocab_size, train_size):
+def torchrnn_times(work, size, batch, seq, iters, vocab_size, train_size, gpu=-1):
     """Seconds per iteration of torchrnn-train (from its progress callback's clock); it
     runs one more, whose validation and checkpoint are not counted."""
     from torchrnn_py.train import train
@@ -66,7 +71,7 @@ def torchrnn_times(work, size, batch, seq, iters, vocab_size, train_size):
           input_h5=os.path.join(work, "text.h5"), input_json=os.path.join(work, "text.json"),
           model_type="lstm", wordvec_size=vocab_size, rnn_size=H, num_layers=layers,
           batch_size=batch, seq_length=seq, max_epochs=(iters + 1.5) / batches,
-          checkpoint_every=0, gpu=-1, checkpoint_name=os.path.join(work, "cv", "torchrnn"),
+          checkpoint_every=0, gpu=gpu, checkpoint_name=os.path.join(work, "cv", "torchrnn"),
           print_every=0)
     return [b - a for a, b in zip([0.0] + seconds, seconds)][:iters]
 
@@ -87,12 +92,13 @@ def prepare(work):
 def child(args):
     variant, size, iters, vocab_size, train_size = args.child.split(":")
     iters, vocab_size, train_size = int(iters), int(vocab_size), int(train_size)
-    if variant == "torchrnn":
+    gpu = 0 if variant.endswith("_gpu") else -1
+    if variant.startswith("torchrnn"):
         times = torchrnn_times(args.work, size, args.batch_size, args.seq_length, iters,
-                               vocab_size, train_size)
+                               vocab_size, train_size, gpu)
     else:
         times = charrnn_times(args.work, size, args.batch_size, args.seq_length, iters,
-                              variant == "fast")
+                              variant != "faithful", gpu)
     print(json.dumps({"variant": variant, "times": times}))
 
 
@@ -105,6 +111,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="first iterations not timed")
     parser.add_argument("--rounds", type=int, default=3,
                         help="processes per variant, taken in turn (a busy machine varies)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="also time -gpuid 0 (the fast trainer on CUDA) and torchrnn-train "
+                             "-gpu 0, where CUDA is there")
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,6 +121,13 @@ def main():
         child(args)
         return 0
     chars = args.batch_size * args.seq_length
+    variants = VARIANTS
+    if args.gpu:
+        import torch
+        if torch.cuda.is_available():
+            variants += GPU_VARIANTS
+        else:
+            print("GPU variants skipped: no CUDA device")
     print(f"batch_size={args.batch_size} seq_length={args.seq_length}, LSTM, tiny-shakespeare, "
           f"{os.cpu_count()} CPU(s), torch threads: default")
     print(f"{'size':>6} {'variant':>21} {'s/iter':>8} {'chars/s':>8} {'vs faithful':>12} "
@@ -120,9 +136,9 @@ def main():
         vocab_size, train_size = prepare(work)
         for size in args.sizes.split(","):
             iters = args.iters or {"2x128": 20, "2x512": 8}.get(size, 6)
-            rounds = {variant: [] for variant in VARIANTS}
+            rounds = {variant: [] for variant in variants}
             for _ in range(args.rounds):
-                for variant in VARIANTS:
+                for variant in variants:
                     spec = f"{variant}:{size}:{iters + args.warmup}:{vocab_size}:{train_size}"
                     out = subprocess.run(
                         [sys.executable, __file__, "--work", work, "--batch_size",
@@ -131,7 +147,7 @@ def main():
                     times = json.loads(out.strip().splitlines()[-1])["times"][args.warmup:]
                     rounds[variant].append(statistics.median(times))
             medians = {variant: statistics.median(r) for variant, r in rounds.items()}
-            for variant in VARIANTS:
+            for variant in variants:
                 m = medians[variant]
                 spread = f"{min(rounds[variant]):.4f}-{max(rounds[variant]):.4f}"
                 print(f"{size:>6} {LABELS[variant]:>21} {m:8.4f} {chars / m:8.0f} "

@@ -98,7 +98,8 @@ class FastTrainer:
             return
         bits = bits.to(self.device, non_blocking=True)
         for layer, dropout in enumerate(self.model.dropouts):
-            mask = bits[:, layer].transpose(0, 1).to(self.dtype)    # (B, T, H)
+            mask = bits[:, layer].transpose(0, 1).to(                # (B, T, H)
+                self.dtype, memory_format=torch.contiguous_format)
             dropout.mask = mask.mul_(self._inverse_keep)
 
     def norm(self):
