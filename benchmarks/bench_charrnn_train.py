@@ -16,8 +16,9 @@ iterations (forward, backward, clamp, update, the printed loss and norm) of:
 Each variant runs in its own process, the three in turn, ``--rounds`` times, in this one
 invocation. Prints the median over the rounds of each round's median seconds per iteration
 (after ``--warmup`` untimed ones), characters per second (batch_size * seq_length / that),
-each variant's speed relative to the faithful trainer's, and the range of the rounds'
-medians.
+each variant's speed relative to the faithful trainer's and the range of the rounds'
+medians; then the same from the fastest single iteration of all rounds ("best"), which a
+busy machine disturbs least.
 
     python benchmarks/bench_charrnn_train.py                  # 2x128 and 2x512
     python benchmarks/bench_charrnn_train.py --sizes 2x128 --iters 10
@@ -130,13 +131,15 @@ def main():
             print("GPU variants skipped: no CUDA device")
     print(f"batch_size={args.batch_size} seq_length={args.seq_length}, LSTM, tiny-shakespeare, "
           f"{os.cpu_count()} CPU(s), torch threads: default")
-    print(f"{'size':>6} {'variant':>21} {'s/iter':>8} {'chars/s':>8} {'vs faithful':>12} "
-          f"{'round medians':>15}")
+    print(f"{'':>28} {'median':-^34} {'best':-^26}")
+    print(f"{'size':>6} {'variant':>21} {'s/iter':>8} {'chars/s':>8} {'ratio':>8} "
+          f"{'rounds':>15} {'s/iter':>8} {'chars/s':>8} {'ratio':>8}")
     with tempfile.TemporaryDirectory() as work:
         vocab_size, train_size = prepare(work)
         for size in args.sizes.split(","):
             iters = args.iters or {"2x128": 20, "2x512": 8}.get(size, 6)
             rounds = {variant: [] for variant in variants}
+            best = {variant: float("inf") for variant in variants}
             for _ in range(args.rounds):
                 for variant in variants:
                     spec = f"{variant}:{size}:{iters + args.warmup}:{vocab_size}:{train_size}"
@@ -146,12 +149,14 @@ def main():
                          "--child", spec], check=True, capture_output=True, text=True).stdout
                     times = json.loads(out.strip().splitlines()[-1])["times"][args.warmup:]
                     rounds[variant].append(statistics.median(times))
+                    best[variant] = min(best[variant], min(times))
             medians = {variant: statistics.median(r) for variant, r in rounds.items()}
             for variant in variants:
-                m = medians[variant]
+                m, b = medians[variant], best[variant]
                 spread = f"{min(rounds[variant]):.4f}-{max(rounds[variant]):.4f}"
                 print(f"{size:>6} {LABELS[variant]:>21} {m:8.4f} {chars / m:8.0f} "
-                      f"{medians['faithful'] / m:11.2f}x {spread:>15}")
+                      f"{medians['faithful'] / m:7.2f}x {spread:>15} {b:8.4f} {chars / b:8.0f} "
+                      f"{best['faithful'] / b:7.2f}x")
     return 0
 
 

@@ -149,6 +149,18 @@ def test_recovered_linears_and_gradients_of_a_fresh_trainer():
         assert trainer.norm() == pytest.approx(float(flat.norm() / params.norm()), rel=1e-14)
 
 
+def test_dropout_takes_a_given_mask_in_training_only():
+    from torchrnn_py.modules import Dropout
+    dropout = Dropout(0.5)
+    x = torch.arange(6.0).view(1, 2, 3)
+    dropout.mask = torch.tensor([[[2.0, 0, 2], [0, 2, 0]]])
+    assert torch.equal(dropout(x), torch.tensor([[[0.0, 0, 4], [0, 8, 0]]]))
+    assert torch.equal(dropout.eval()(x), x)
+    dropout.train().mask = torch.ones(2, 3)
+    with pytest.raises(ValueError, match="dropout mask of shape"):
+        dropout(x)
+
+
 # -- checkpoints and -init_from -----------------------------------------------------------------
 
 def test_fast_checkpoints_load_and_equal_the_faithful_ones(tiny_dir, tmp_path):
@@ -283,5 +295,11 @@ def test_the_command_line_says_which_trainer_runs(tiny_dir, tmp_path, capsys):
                        "(docs/migration.md)\n")
     assert _progress(out.out.split("\n"))[-1].startswith("4/4 (epoch 0.042), train_loss = ")
     assert cli.main(common + ["-gpuid", "-1"]) == 0 and capsys.readouterr().err == ""
+    assert cli.main(common + ["-gpuid", "-1", "-fast", "1", "-double", "1"]) == 0
+    assert "fast trainer on the CPU in float64: char-rnn's maths on fused kernels, without " \
+        "its aliased first step" in capsys.readouterr().err
+    assert cli.main(common + ["-gpuid", "-1", "-double", "1"]) == 0
+    assert capsys.readouterr().err.endswith("in float64 (what char-rnn computes with -gpuid "
+                                            "-1); -double 1 only changes the fast trainer\n")
     assert cli.main(common + ["-fast", "2"]) == 1
     assert "-fast must be 0 or 1, got 2" in capsys.readouterr().err

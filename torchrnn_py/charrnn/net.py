@@ -35,6 +35,8 @@ LAYER_LINEARS = {
     "rnn": (("i2h", 1, "x"), ("h2h", 1, "h")),
 }
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}
+INIT_RANGE = 0.08                    # train.lua's params:uniform(-0.08, 0.08)
+SMALL_PRODUCT = 1 << 22              # multiply-adds per gate product below which 1 thread
 
 
 def gate_pairs(model_type):
@@ -43,9 +45,6 @@ def gate_pairs(model_type):
     if model_type == "gru":
         return [(f"i2h_{g}", f"h2h_{g}") for g in ("z", "r", "c")]
     return [("i2h", "h2h")]
-
-INIT_RANGE = 0.08                    # train.lua's params:uniform(-0.08, 0.08)
-SMALL_PRODUCT = 1 << 22              # multiply-adds per gate product below which 1 thread
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,9 +8,11 @@ What it reproduces (tests/fixtures/charrnn/README.md, "train.lua and the loader"
 with the state carried across them (and, as train.lua's aliased state tensors do, from the
 last validation batch after an evaluation); the loss as the mean over steps of the batch-mean
 NLL and the gradient of its sum, clamped element-wise; optim.rmsprop; the learning-rate
-decay; dropout noise drawn from the same Torch7 generator in the clones' order. Arithmetic
-is float64 on the CPU, as char-rnn's ``-gpuid -1``. The model is :mod:`.net`, the data
-folder :mod:`.data`.
+decay; dropout noise drawn from the same Torch7 generator in the clones' order. The
+faithful trainer (:class:`FaithfulTrainer`, the model of :mod:`.net`) computes in float64 on
+the CPU, as char-rnn's ``-gpuid -1``; ``-gpuid N`` with CUDA, or ``-fast 1``, runs the same
+maths on fused kernels (:mod:`.fast`; :func:`choose_trainer` decides). The data folder is
+:mod:`.data`.
 
 Library use: ``train_charrnn(data_dir=..., rnn_size=..., verbose=True)`` takes the flags as
 keyword arguments; printed lines (each ending in the TAB that th's print adds) go to stdout
@@ -103,7 +105,7 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     generator = TorchGenerator(opt["seed"])          # torch.manualSeed(opt.seed)
     asked_gpu = opt["gpuid"] >= 0
     backend = choose_trainer(opt, say)
-    if note is not None and (asked_gpu or backend is not None):
+    if note is not None and (asked_gpu or backend is not None or opt["double"] == 1):
         note(_trainer_note(backend, opt))
     fractions = split_fractions(opt["train_frac"], opt["val_frac"])
     loader = load_data_dir(opt["data_dir"], opt["batch_size"], opt["seq_length"],
@@ -216,8 +218,9 @@ def _trainer_note(backend, opt):
                 + ("" if opt["double"] == 0 else "; -double 1 only changes the fast trainer"))
     device, dtype = backend
     where = "on the CPU" if device.type == "cpu" else f"on {device}"
+    digits = "not its digits" if dtype == torch.float32 else "without its aliased first step"
     return (f"fast trainer {where} in {str(dtype)[6:]}: char-rnn's maths on fused kernels, "
-            f"not its digits (docs/migration.md)")
+            f"{digits} (docs/migration.md)")
 
 
 def _gpu_fallback(opt, say):
