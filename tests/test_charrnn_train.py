@@ -257,7 +257,8 @@ def _tiny_dir(tmp_path):
     return folder
 
 
-def test_validation_checkpoint_lines_and_fields(tmp_path):
+def test_validation_checkpoint_lines_and_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # the fallback lines
     result, lines, saved = _train(_tiny_dir(tmp_path), tmp_path, model="rnn", rnn_size=8,
                                   batch_size=4, seq_length=10, max_epochs=1,
                                   eval_val_every=40, savefile="tiny", gpuid=0)

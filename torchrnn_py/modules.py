@@ -355,6 +355,8 @@ class Dropout(nn.Module):
     N-row batch (one process's share); Torch7 masks are then drawn for all N rows and this
     share taken, so the masks do not depend on how many processes share the batch. ``v2=False`` reproduces old
     checkpoints' "v1" dropout: no scaling in training, outputs times ``1 - p`` in evaluation.
+    ``mask``: when set, a tensor shaped as the input holding the scaled noise that the next
+    training passes multiply by (no draw; char-rnn's per-step masks, torchrnn_py/charrnn/fast.py).
     """
 
     def __init__(self, p, v2=True):
@@ -365,6 +367,7 @@ class Dropout(nn.Module):
         self.v2 = bool(v2)
         self.generator = None
         self.rows = None
+        self.mask = None
 
     def forward(self, x):
         p = self.p
@@ -372,6 +375,11 @@ class Dropout(nn.Module):
             return x
         if not self.training:
             return x if self.v2 else x * (1.0 - p)
+        if self.mask is not None:
+            if self.mask.shape != x.shape:
+                raise ValueError(f"dropout mask of shape {tuple(self.mask.shape)} for an "
+                                 f"input of shape {tuple(x.shape)}")
+            return x * self.mask
         if not isinstance(self.generator, TorchGenerator):
             if self.v2 and self.generator is None:
                 return F.dropout(x, p, training=True)

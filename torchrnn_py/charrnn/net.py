@@ -39,6 +39,14 @@ INIT_RANGE = 0.08                    # train.lua's params:uniform(-0.08, 0.08)
 SMALL_PRODUCT = 1 << 22              # multiply-adds per gate product below which 1 thread
 
 
+def gate_pairs(model_type):
+    """The (x Linear, h Linear) roles whose biases add up in one column block of torch-rnn's
+    layer (the LSTM's 4H, the RNN's H; the GRU's z, r, c blocks in that order)."""
+    if model_type == "gru":
+        return [(f"i2h_{g}", f"h2h_{g}") for g in ("z", "r", "c")]
+    return [("i2h", "h2h")]
+
+
 @dataclasses.dataclass(frozen=True)
 class LinearSlot:
     """Where one Linear lives in the flat vector: name, layer (0-based; None: decoder),
@@ -138,8 +146,7 @@ class CharRNNNet:
         model = LanguageModel(vocab, self.model_type, V, H, self.num_layers, self.dropout,
                               init=False).double()
         layers, (W_dec, b_dec) = self.layer_views(self.linears())
-        gates = [("i2h", "h2h")] if self.model_type != "gru" else \
-            [(f"i2h_{g}", f"h2h_{g}") for g in ("z", "r", "c")]
+        gates = gate_pairs(self.model_type)
         with torch.no_grad():
             model.embedding.weight.copy_(torch.eye(V, dtype=torch.float64))
             for lin, rnn in zip(layers, model.rnns):
@@ -358,14 +365,22 @@ def evaluate_batches(net, batches, batch_size, on_batch=None):
     return (loss / T / len(batches) if batches else math.nan), state
 
 
-def dropout_masks(generator, net, batch_size, seq_length):
-    """The noise of every nn.Dropout clone of one minibatch, drawn as train.lua's forward
-    pass draws it: step by step, Dropout by Dropout, each ``bernoulli(1 - p)`` over (B, H)
-    in row-major order, divided by 1 - p. (T, num_dropouts, B, H) float64, or None."""
+def dropout_bits(generator, net, batch_size, seq_length):
+    """The keep/drop draws of every nn.Dropout clone of one minibatch, in the order train.lua's
+    forward pass draws them: step by step, Dropout by Dropout, each ``bernoulli(1 - p)`` over
+    (B, H) in row-major order. (T, num_dropouts, B, H) bool, or None without dropout."""
     D = net.num_dropouts
     if D == 0:
         return None
-    keep = 1 - net.dropout
     n = seq_length * D * batch_size * net.rnn_size
-    bits = torch.from_numpy(generator.bernoulli(n, keep))
-    return bits.to(torch.float64).div_(keep).view(seq_length, D, batch_size, net.rnn_size)
+    bits = torch.from_numpy(generator.bernoulli(n, 1 - net.dropout))
+    return bits.view(seq_length, D, batch_size, net.rnn_size)
+
+
+def dropout_masks(generator, net, batch_size, seq_length):
+    """The noise of every nn.Dropout clone of one minibatch (:func:`dropout_bits`) divided
+    by 1 - p, as nn.Dropout scales it: (T, num_dropouts, B, H) float64, or None."""
+    bits = dropout_bits(generator, net, batch_size, seq_length)
+    if bits is None:
+        return None
+    return bits.to(torch.float64).div_(1 - net.dropout)

@@ -8,9 +8,11 @@ What it reproduces (tests/fixtures/charrnn/README.md, "train.lua and the loader"
 with the state carried across them (and, as train.lua's aliased state tensors do, from the
 last validation batch after an evaluation); the loss as the mean over steps of the batch-mean
 NLL and the gradient of its sum, clamped element-wise; optim.rmsprop; the learning-rate
-decay; dropout noise drawn from the same Torch7 generator in the clones' order. Arithmetic
-is float64 on the CPU, as char-rnn's ``-gpuid -1``. The model is :mod:`.net`, the data
-folder :mod:`.data`.
+decay; dropout noise drawn from the same Torch7 generator in the clones' order. The
+faithful trainer (:class:`FaithfulTrainer`, the model of :mod:`.net`) computes in float64 on
+the CPU, as char-rnn's ``-gpuid -1``; ``-gpuid N`` with CUDA, or ``-fast 1``, runs the same
+maths on fused kernels (:mod:`.fast`; :func:`choose_trainer` decides). The data folder is
+:mod:`.data`.
 
 Library use: ``train_charrnn(data_dir=..., rnn_size=..., verbose=True)`` takes the flags as
 keyword arguments; printed lines (each ending in the TAB that th's print adds) go to stdout
@@ -29,13 +31,13 @@ from ..rng import TorchGenerator
 from ..t7 import read_t7, write_t7
 from .checkpoint import charrnn_from_t7, is_charrnn
 from .data import load_data_dir, split_fractions
+from .fast import RMSPROP_EPSILON, FastTrainer
 from .graph import read_graph
 from .net import LAYER_LINEARS, CharRNNNet, dropout_masks, evaluate_batches, forward_backward
 from .topology import find_layers
 
 PROG = "torchrnn-charrnn-train"
 MODEL_TYPES = ("lstm", "gru", "rnn")
-RMSPROP_EPSILON = 1e-8               # optim.rmsprop's default, which train.lua keeps
 
 #: train.lua's options in its order: (name, default, help).
 OPTIONS = [
@@ -63,9 +65,16 @@ OPTIONS = [
     ("checkpoint_dir", "cv", "folder the checkpoints are written to"),
     ("savefile", "lstm", "checkpoints are named lm_<savefile>_epoch<e>_<val loss>.t7"),
     ("accurate_gpu_timing", 0, "1: synchronise the GPU before timing (CPU: no effect)"),
-    ("gpuid", 0, "GPU to use; -1 = CPU (this port trains on the CPU in float64)"),
-    ("opencl", 0, "1: use OpenCL instead of CUDA"),
+    ("gpuid", 0, "GPU to use; -1 = CPU. With CUDA: the fast trainer on that GPU in "
+     "float32, as char-rnn's GPU runs; without: the faithful float64 CPU trainer"),
+    ("opencl", 0, "1: use OpenCL instead of CUDA (not available: the CPU is used)"),
+    ("fast", 0, "new: 1 = on the CPU too, the fast trainer (char-rnn's maths on torch-rnn's "
+     "fused layers, float32: faster, not char-rnn's digits); 0 = the faithful float64 one"),
+    ("double", 0, "new: 1 = the fast trainer computes in float64 (the faithful one always "
+     "does)"),
 ]
+#: Flags of this port that train.lua lacks: not saved in the checkpoints' opt.
+NEW_OPTIONS = ("fast", "double")
 DEFAULTS = {name: default for name, default, _ in OPTIONS}
 POSITIVE_INTEGERS = ("rnn_size", "num_layers", "seq_length", "batch_size")
 NAN_MESSAGE = ("loss is NaN.  This usually indicates a bug.  Please check the issues page for "
@@ -76,21 +85,28 @@ VOCAB_MESSAGE = ("error, the character vocabulary for this dataset and the one i
 
 
 def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iterations=None,
-                  **options):
+                  note=None, alias_first_step=True, **options):
     """Train as ``th train.lua`` does; keyword arguments are its flags (see OPTIONS).
 
     ``save_checkpoint(path, fields)`` writes each checkpoint (default: char-rnn's ``.t7``
     through torchrnn_py/charrnn/write.py); ``fields`` are the keyword arguments of its
     ``charrnn_checkpoint_table``. ``max_iterations`` stops early (no flag; for tests).
-    Returns a dict: ``net`` (the :class:`CharRNNNet`), ``train_losses`` (list),
-    ``val_losses`` ({iteration: loss}), ``i`` (the last iteration run), ``opt`` and
-    ``state`` (the state the next minibatch would start from)."""
+    ``note(text)`` hears which trainer runs where (not one of train.lua's lines).
+    ``alias_first_step=False`` (no flag; for tests) gives the faithful trainer the exact
+    gradient of each minibatch's first step, as the fast one computes it (module
+    docstring of torchrnn_py/charrnn/net.py). Returns a dict: ``net`` (the
+    :class:`CharRNNNet` with the final weights), ``train_losses`` (list), ``val_losses``
+    ({iteration: loss}), ``i`` (the last iteration run), ``opt``, ``state`` (the state
+    the next minibatch would start from, char-rnn's order) and ``trainer``."""
     opt = resolve_keyword_options(options, DEFAULTS)
     check_options(opt)
     saver = save_checkpoint or checkpoint_writer()
     say = _th_printer(verbose, log)
     generator = TorchGenerator(opt["seed"])          # torch.manualSeed(opt.seed)
-    _gpu_fallback(opt, say)
+    asked_gpu = opt["gpuid"] >= 0
+    backend = choose_trainer(opt, say)
+    if note is not None and (asked_gpu or backend is not None or opt["double"] == 1):
+        note(_trainer_note(backend, opt))
     fractions = split_fractions(opt["train_frac"], opt["val_frac"])
     loader = load_data_dir(opt["data_dir"], opt["batch_size"], opt["seq_length"],
                            fractions, say)
@@ -109,11 +125,16 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     say(f"number of parameters in the model: {net.nparams}")
     say("cloning rnn")
     say("cloning criterion")
-    run = _Run(opt, loader, net, generator, say, saver)
-    with net.threads(opt["batch_size"]):
+    if backend is None:
+        trainer = FaithfulTrainer(net, generator, opt, alias_first_step)
+    else:
+        trainer = FastTrainer(net, loader.vocab_bytes(), generator, opt, *backend)
+    run = _Run(opt, loader, trainer, say, saver)
+    with trainer.threads():
         run.loop(max_iterations)
+    trainer.sync_net()
     return {"net": net, "train_losses": run.train_losses, "val_losses": run.val_losses,
-            "i": run.i, "opt": opt, "state": run.state}
+            "i": run.i, "opt": opt, "state": trainer.states(), "trainer": trainer}
 
 
 def check_options(opt):
@@ -136,6 +157,9 @@ def check_options(opt):
         raise TorchRNNError(f"-seed must be an integer, got {opt['seed']}")
     if not 0 <= opt["dropout"] < 1:
         raise TorchRNNError(f"-dropout must be at least 0 and below 1, got {opt['dropout']}")
+    for name in NEW_OPTIONS:
+        if opt[name] not in (0, 1):
+            raise TorchRNNError(f"-{name} must be 0 or 1, got {lua_number(opt[name])}")
     if not 0 <= opt["decay_rate"] <= 1:
         raise TorchRNNError(f"-decay_rate must lie in [0, 1], got {opt['decay_rate']}")
     for name in ("grad_clip", "max_epochs"):
@@ -169,9 +193,39 @@ def _th_printer(verbose, log):
     return say
 
 
+def choose_trainer(opt, say):
+    """Where to train, printing train.lua's GPU lines: ``(device, dtype)`` for the fast
+    trainer, or None for the faithful float64 one. ``-gpuid N`` with CUDA: GPU N, float32
+    (``-double 1``: float64); otherwise the fallback lines and the CPU, fast with
+    ``-fast 1``."""
+    gpuid = opt["gpuid"]
+    dtype = torch.float64 if opt["double"] == 1 else torch.float32
+    if gpuid >= 0 and opt["opencl"] == 0 and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if gpuid != int(gpuid) or gpuid >= count:
+            raise TorchRNNError(f"-gpuid {lua_number(gpuid)}: this machine has {count} CUDA "
+                                f"device(s), numbered from 0 (-gpuid -1: the CPU)")
+        say(f"using CUDA on GPU {lua_number(gpuid)}...")
+        torch.cuda.set_device(int(gpuid))
+        return torch.device("cuda", int(gpuid)), dtype
+    _gpu_fallback(opt, say)
+    return (torch.device("cpu"), dtype) if opt["fast"] == 1 else None
+
+
+def _trainer_note(backend, opt):
+    if backend is None:
+        return ("training runs on the CPU in float64 (what char-rnn computes with -gpuid -1)"
+                + ("" if opt["double"] == 0 else "; -double 1 only changes the fast trainer"))
+    device, dtype = backend
+    where = "on the CPU" if device.type == "cpu" else f"on {device}"
+    digits = "not its digits" if dtype == torch.float32 else "without its aliased first step"
+    return (f"fast trainer {where} in {str(dtype)[6:]}: char-rnn's maths on fused kernels, "
+            f"{digits} (docs/migration.md)")
+
+
 def _gpu_fallback(opt, say):
     """The lines train.lua prints for ``-gpuid >= 0`` without cutorch/cunn (or cltorch/
-    clnn); it then trains on the CPU with ``opt.gpuid = -1``, as here always."""
+    clnn); it then trains on the CPU with ``opt.gpuid = -1``."""
     if opt["gpuid"] < 0 or opt["opencl"] not in (0, 1):
         return
     nn, lib, what = ("cunn", "cutorch", "CUDA toolkit") if opt["opencl"] == 0 \
@@ -268,21 +322,73 @@ def lua_mod(a, b):
     return a - math.floor(a / b) * b
 
 
-class _Run:
-    """train.lua's optimisation loop over one loader and net; each phase is a method."""
+class FaithfulTrainer:
+    """train.lua's arithmetic, float64 on the CPU: torchrnn_py/charrnn/net.py's per-step
+    model on the flat parameter vector, optim.rmsprop on it. ``alias_first_step``: the
+    backward pass of each minibatch's first step reads the aliased state, as train.lua's."""
 
-    def __init__(self, opt, loader, net, generator, say, saver):
-        self.opt, self.loader, self.net, self.gen = opt, loader, net, generator
-        self.say, self.saver = say, saver
+    def __init__(self, net, generator, opt, alias_first_step=True):
+        self.net, self.gen, self.opt = net, generator, opt
         self.B, self.T = opt["batch_size"], opt["seq_length"]
         self.state = net.zero_state(self.B)          # init_state_global
+        self.alias = alias_first_step
         self.stale = False                           # see torchrnn_py/charrnn/net.py
         self.m = torch.zeros_like(net.params)        # rmsprop's state.m
+        self.grad = torch.zeros_like(net.params)     # the last clamped gradient
+
+    def threads(self):
+        return self.net.threads(self.B)
+
+    def step(self, x, y, learning_rate):
+        """One optim.rmsprop call on feval for the minibatch x, y: the loss."""
+        masks = dropout_masks(self.gen, self.net, self.B, self.T)
+        loss, grad, self.state = forward_backward(self.net, x, y, self.state, masks,
+                                                  self.stale)
+        self.stale = self.alias
+        clip = self.opt["grad_clip"]
+        grad.clamp_(-clip, clip)
+        self.grad = grad
+        alpha = self.opt["decay_rate"]
+        self.m.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
+        denominator = self.m.sqrt().add_(RMSPROP_EPSILON)
+        self.net.params.addcdiv_(grad, denominator, value=-learning_rate)
+        return loss
+
+    def norm(self):
+        """``grad_params:norm() / params:norm()``."""
+        return float(self.grad.norm()) / float(self.net.params.norm())
+
+    def evaluate(self, batches, on_batch=None):
+        """eval_split's loss; the training state continues from its last batch's (train.lua's
+        carried state tensors are the clones' outputs, which it overwrites)."""
+        loss, self.state = evaluate_batches(self.net, batches, self.B, on_batch)
+        return loss
+
+    def linears(self):
+        return self.net.linears()
+
+    def grad_linears(self):
+        return self.net.linears(self.grad)
+
+    def sync_net(self):
+        """Nothing to do: the net's own parameters are trained."""
+
+    def states(self):
+        return self.state
+
+
+class _Run:
+    """train.lua's optimisation loop over one loader and trainer (:class:`FaithfulTrainer`
+    or torchrnn_py/charrnn/fast.py's); each phase is a method."""
+
+    def __init__(self, opt, loader, trainer, say, saver):
+        self.opt, self.loader, self.trainer = opt, loader, trainer
+        self.net = trainer.net
+        self.say, self.saver = say, saver
         self.learning_rate = opt["learning_rate"]
         self.train_losses, self.val_losses = [], {}
         self.iterations = opt["max_epochs"] * loader.ntrain
         self.i = 0
-        self.grad = torch.zeros_like(net.params)      # the last clamped gradient
 
     def loop(self, max_iterations=None):
         last = math.floor(self.iterations)
@@ -293,17 +399,17 @@ class _Run:
             self.i = i
             epoch = i / self.loader.ntrain
             start = time.perf_counter()
-            loss, grad = self.step()
+            x, y = self.loader.next_batch(1)
+            loss = self.trainer.step(x, y, self.learning_rate)
             elapsed = time.perf_counter() - start
             self.train_losses.append(loss)
             self.decay(i, epoch)
             if lua_mod(i, self.opt["eval_val_every"]) == 0 or i == self.iterations:
                 self.validate_and_save(i, epoch)
             if lua_mod(i, self.opt["print_every"]) == 0:
-                norm = float(grad.norm()) / float(self.net.params.norm())
                 self.say("%d/%d (epoch %.3f), train_loss = %6.8f, grad/param norm = %6.4e, "
-                         "time/batch = %.4fs" % (i, int(self.iterations), epoch, loss, norm,
-                                                 elapsed))
+                         "time/batch = %.4fs" % (i, int(self.iterations), epoch, loss,
+                                                 self.trainer.norm(), elapsed))
             if loss != loss:
                 self.say(NAN_MESSAGE)
                 break
@@ -311,22 +417,6 @@ class _Run:
             if loss > loss0 * 3:
                 self.say("loss is exploding, aborting.")
                 break
-
-    def step(self):
-        """One optim.rmsprop call on feval: ``(loss, clamped gradient)``."""
-        x, y = self.loader.next_batch(1)
-        masks = dropout_masks(self.gen, self.net, self.B, self.T)
-        loss, grad, self.state = forward_backward(self.net, x, y, self.state, masks,
-                                                  self.stale)
-        self.stale = True
-        clip = self.opt["grad_clip"]
-        grad.clamp_(-clip, clip)
-        self.grad = grad
-        alpha = self.opt["decay_rate"]
-        self.m.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
-        denominator = self.m.sqrt().add_(RMSPROP_EPSILON)
-        self.net.params.addcdiv_(grad, denominator, value=-self.learning_rate)
-        return loss, grad
 
     def decay(self, i, epoch):
         decay = self.opt["learning_rate_decay"]
@@ -342,22 +432,20 @@ class _Run:
         path = "%s/lm_%s_epoch%.2f_%.4f.t7" % (self.opt["checkpoint_dir"],
                                                self.opt["savefile"], epoch, val_loss)
         self.say(f"saving checkpoint to {path}")
-        opt = dict(self.opt, dropout=self.net.dropout)    # -init_from: the file's dropout
+        opt = {k: v for k, v in self.opt.items() if k not in NEW_OPTIONS}
+        opt["dropout"] = self.net.dropout                  # -init_from: the file's dropout
         self.saver(path, dict(
             model_type=self.net.model_type, vocab_bytes=self.loader.vocab_bytes(),
-            linears=self.net.linears(), grad_linears=self.net.linears(self.grad),
+            linears=self.trainer.linears(), grad_linears=self.trainer.grad_linears(),
             dropout=self.net.dropout, opt=opt, train_losses=list(self.train_losses),
             val_losses=dict(self.val_losses), i=i, epoch=epoch))
 
     def eval_split(self, split_index):
-        """The mean loss over a split; the training state continues from its last batch's
-        (train.lua's carried state tensors are the clones' outputs, which it overwrites)."""
+        """The mean loss over a split (the trainer carries on from its last state)."""
         self.say(f"evaluating loss over split index {split_index}")
         n = self.loader.split_sizes[split_index - 1]
         self.loader.reset_batch_pointer(split_index)
         batches = []
         for k in range(1, n + 1):
             batches.append(self.loader.next_batch(split_index))
-        loss, self.state = evaluate_batches(self.net, batches, self.B, lambda k: self.say(
-            f"{k}/{n}..."))
-        return loss
+        return self.trainer.evaluate(batches, lambda k: self.say(f"{k}/{n}..."))

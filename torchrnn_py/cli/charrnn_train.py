@@ -10,10 +10,8 @@ def main(argv=None):
     """Parse train.lua's flags, train, print its lines; returns the exit status."""
     def body(args):
         opt = parse_torch_options(OPTIONS, args, PROG)
-        if isinstance(opt["gpuid"], (int, float)) and opt["gpuid"] >= 0:
-            print(f"{PROG}: note: training runs on the CPU in float64 (what char-rnn "
-                  f"computes with -gpuid -1)", file=sys.stderr, flush=True)
-        train_charrnn(verbose=True, **opt)
+        train_charrnn(verbose=True, note=lambda text: print(
+            f"{PROG}: note: {text}", file=sys.stderr, flush=True), **opt)
         return 0
     return run_main(PROG, body, argv)
 
