@@ -106,7 +106,7 @@ def progress(lines):
 
 def compare(ours, reference, exact=None):
     """Loss and norm statistics of ``ours`` (lines, losses) against ``reference``."""
-    (lines, losses), (ref_lines, ref_losses) = ours, reference
+    (lines, losses), (ref_lines, _) = ours, reference
     mine, theirs = progress(lines), progress(ref_lines)
     printed = [abs(float(mine[i][0]) - float(theirs[i][0])) for i in theirs]
     full = [abs(a - b) for a, b in zip(losses, exact)] if exact is not None else printed
