@@ -515,3 +515,12 @@ def test_torchrun_two_processes_give_the_losses_of_one(tiny, tmp_path):
     for (name, a), (_, b) in zip(single["model"].state_dict().items(),
                                  two.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-4, rtol=0), name
+
+
+def test_the_package_exports_every_public_name_it_lists():
+    """``torchrnn_py.GRU`` as docs/api.md shows it, and every other lazily exported name."""
+    import torchrnn_py
+    from torchrnn_py import modules
+    assert torchrnn_py.GRU is modules.GRU
+    for name in torchrnn_py.__all__:
+        assert getattr(torchrnn_py, name) is not None, name

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "read_vocab": "vocab", "write_vocab": "vocab", "Vocab": "vocab",
     "DataLoader": "data",
-    "LSTM": "modules", "VanillaRNN": "modules", "Dropout": "modules",
+    "LSTM": "modules", "VanillaRNN": "modules", "GRU": "modules", "Dropout": "modules",
     "LanguageModel": "model",
     "TorchAdam": "optim",
     "TorchGenerator": "rng",
