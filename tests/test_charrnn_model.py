@@ -12,7 +12,7 @@ import torch
 from torchrnn_py.charrnn import load_charrnn
 from torchrnn_py.charrnn.checkpoint import charrnn_from_t7
 from torchrnn_py.errors import TorchRNNError
-from torchrnn_py.t7 import read_t7
+from torchrnn_py.t7 import TorchObject, read_t7
 
 from conftest import FIXTURES
 
@@ -177,3 +177,93 @@ def test_damaged_charrnn_files_load_or_fail_in_one_line(tmp_path):
             assert str(path) in str(err) and "\n" not in str(err)
             outcomes.add("refused")
     assert outcomes == {"loaded", "refused"}
+
+
+def _first_module(root, class_name):
+    return [d for d in _graph_nodes(root) if "module" in d
+            and d["module"].class_name == class_name][0]
+
+
+def _nan_vocab_id(root):
+    root["vocab"]["a"] = float("nan")
+
+
+def _inf_vocab_id(root):
+    root["vocab"]["a"] = float("inf")
+
+
+def _string_val_loss_key(root):
+    root["val_losses"]["abc"] = 1.0
+
+
+def _string_val_loss(root):
+    root["val_losses"][380] = "x"
+
+
+def _string_dropout_p(root):
+    _first_module(root, "nn.Dropout")["module"].fields["p"] = "abc"
+
+
+def _orphan_one_hot(root):
+    _first_module(root, "OneHot")["mapindex"].clear()
+
+
+def _orphan_log_softmax(root):
+    _first_module(root, "nn.LogSoftMax")["mapindex"].clear()
+
+
+def _split_dimension_7(root):
+    _first_module(root, "nn.SplitTable")["module"].fields["dimension"] = 7.0
+
+
+def _huge_one_hot(root):
+    _first_module(root, "OneHot")["module"].fields["outputSize"] = 2.0 ** 31
+
+
+def _integer_weight(root):
+    linear = _first_module(root, "nn.Linear")["module"]
+    linear.fields["weight"] = linear["weight"].long()
+
+
+def _nan_bias(root):
+    _first_module(root, "nn.Linear")["module"]["bias"][0] = float("nan")
+
+
+@pytest.mark.parametrize("name, damage, expected", [
+    ("rnn_2x64", _nan_vocab_id, "vocab should number its 62 bytes 1..62, found nan"),
+    ("rnn_2x64", _inf_vocab_id, "vocab should number its 62 bytes 1..62, found inf"),
+    ("rnn_2x64", _string_val_loss_key, "val_losses should map iterations to losses"),
+    ("rnn_2x64", _string_val_loss, "val_losses should map iterations to losses"),
+    ("lstm_2x48_dropout0.5", _string_dropout_p, "one nn.Dropout(p) after each"),
+    ("rnn_2x64", _orphan_one_hot, "does not go through one OneHot"),
+    ("rnn_2x64", _orphan_log_softmax, "into the LogSoftMax output"),
+    ("lstm_2x64", _split_dimension_7, "its graph cannot be run"),
+    ("rnn_2x64", _huge_one_hot, "its OneHot has outputSize 2147483648"),
+    ("rnn_2x64", _integer_weight, "floating-point weight of shape (64, 62), found a "
+                                  "torch.int64 tensor"),
+    ("rnn_2x64", _nan_bias, "its weights hold NaN or infinite values"),
+])
+def test_damaged_fields_are_one_line(tmp_path, name, damage, expected):
+    """Fields a damaged or hand-edited file can hold (found by a hostile tester): each is one
+    line before any model is run or memory is taken for it, never a Python exception."""
+    root = read_t7(CHARRNN / f"{name}.t7")
+    damage(root)
+    assert expected in _refusal(root, tmp_path)
+
+
+def test_a_second_linear_on_the_reset_gated_h_is_refused(tmp_path):
+    """A GRU variant with one more Linear reading r * h (a new node just before the output
+    node): its wiring is not char-rnn's GRU, said in one line."""
+    root = read_t7(CHARRNN / "gru_2x64.t7")
+    forward = root["protos"]["rnn"]["forwardnodes"]
+    h2h_c = [n for n in (forward[k] for k in sorted(forward))
+             if n["data"].get("module") is not None
+             and n["data"]["module"].class_name == "nn.Linear"
+             and n["data"]["mapindex"][1]["module"].class_name == "nn.CMulTable"][0]
+    data = dict(h2h_c["data"], mapindex={1: h2h_c["data"]["mapindex"][1]},
+                module=TorchObject("nn.Linear", dict(h2h_c["data"]["module"].fields)))
+    extra = TorchObject("nngraph.Node", dict(h2h_c.fields, data=data))
+    last = len(forward)
+    forward[last], forward[last + 1] = extra, forward[last]
+    assert "layer 1: expected one Linear on the reset-gated h, found 2" in \
+        _refusal(root, tmp_path)

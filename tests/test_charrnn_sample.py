@@ -380,3 +380,18 @@ def test_stdout_on_a_full_disk_is_one_line(verbose, what, monkeypatch, capsys):
     assert status == 1
     assert capsys.readouterr().err == (f"{PROG}: error: stdout: cannot write{what}: "
                                        f"No space left on device\n")
+
+
+def test_a_flag_value_that_looks_like_help_is_a_value(capsysbinary):
+    """``-primetext -h`` primes with "-h", as torch.CmdLine reads it (not the help)."""
+    status, out, err = run([CHARRNN / "rnn_2x64.t7", "-gpuid", "-1", "-length", "3",
+                            "-verbose", "0", "-primetext", "-h"], capsysbinary)
+    assert status == 0, err
+    assert out.startswith(b"-h") and len(out) == 2 + 3 + 1
+
+
+def test_closed_stdout_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", None)                 # started as `cmd >&-`
+    assert cli.main([str(LSTM), "-gpuid", "-1", "-length", "5"]) == 1
+    assert capsys.readouterr().err == ("torchrnn-charrnn-sample: error: stdout is closed; "
+                                       "give the command somewhere to write\n")

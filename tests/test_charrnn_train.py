@@ -402,3 +402,38 @@ def test_loader_split_pointer_is_one_based():
     assert int(loader.next_batch(2)[0]) == 2
     with pytest.raises(TorchRNNError):
         loader.next_batch(3)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (dict(savefile="a/b"), "-savefile 'a/b': checkpoints are named"),
+    (dict(savefile="x" * 300), "must be a non-empty name without '/'"),
+    (dict(rnn_size=10 ** 9), "the model asked for is too large for this machine"),
+    (dict(gpuid=1.5), "-gpuid must be an integer, got 1.5"),
+])
+def test_what_would_fail_late_is_refused_before_training(tmp_path, flags, expected):
+    """A checkpoint name that cannot be written would fail only when the first checkpoint
+    is due (hours in); a model larger than memory only in the allocator: both one line at
+    the start, with no iteration run."""
+    lines = []
+    options = dict(data_dir=str(_tiny_dir(tmp_path)), model="rnn", rnn_size=8, batch_size=4,
+                   seq_length=10, max_epochs=0.2, gpuid=-1,
+                   checkpoint_dir=str(tmp_path / "cv"))
+    with pytest.raises(TorchRNNError) as err:
+        ctrain.train_charrnn(log=lines.append, **dict(options, **flags))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+    assert not any("train_loss" in line for line in lines)
+
+
+def test_sigterm_stops_the_command_as_ctrl_c_does(tmp_path, monkeypatch, capsys):
+    """Killed, the command stops with 'terminated' and 143 (its temporary files are removed
+    as on Ctrl-C); our own handler stands in for the default one, which would end pytest."""
+    import signal
+    previous = signal.signal(signal.SIGTERM, lambda *args: None)
+    try:
+        def killed(**options):
+            signal.raise_signal(signal.SIGTERM)
+        monkeypatch.setattr(cli, "train_charrnn", killed)
+        assert cli.main(["-gpuid", "-1"]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err == "torchrnn-charrnn-train: terminated\n"

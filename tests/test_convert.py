@@ -5,6 +5,7 @@ as torch-rnn's modules compute them, are char-rnn's own (its forward dumps)."""
 import contextlib
 import io
 import json
+import os
 
 import h5py
 import numpy as np
@@ -127,3 +128,47 @@ def test_a_gru_converts_and_reads_back(tmp_path):
         scores = model(torch.from_numpy(ids).view(1, -1))[0]
     np.testing.assert_allclose(torch.log_softmax(scores.double(), -1).numpy(), logprobs,
                                rtol=0, atol=1e-5)
+
+
+def test_out_that_is_not_a_file_or_whose_json_is_not_a_checkpoints_is_refused(tmp_path):
+    """A FIFO (or a device) as OUT would get a new OUT.json beside it; a .json already there
+    that is not a checkpoint's (preprocess's vocabulary, say) would be lost."""
+    source = CHARRNN / "rnn_2x64.t7"
+    fifo = tmp_path / "pipe.t7"
+    os.mkfifo(fifo)
+    rc, _, err = _convert(source, fifo)
+    assert rc == 1 and "OUT must be a file name, found a FIFO" in err
+    assert not (tmp_path / "pipe.json").exists()
+    vocab = tmp_path / "data.json"
+    vocab.write_text('{"idx_to_token": {"1": "a"}, "token_to_idx": {"a": 1}}')
+    rc, _, err = _convert(source, tmp_path / "data.t7")
+    assert rc == 1 and "exists and is not a checkpoint's JSON" in err
+    assert json.loads(vocab.read_text())["token_to_idx"] == {"a": 1}
+    assert not (tmp_path / "data.t7").exists()
+    rc, _, err = _convert(source, tmp_path / "ok.t7")             # a checkpoint's JSON is
+    assert rc == 0 and _convert(source, tmp_path / "ok.t7")[0] == 0   # replaced
+
+
+def test_non_finite_iteration_or_losses_are_not_converted(tmp_path):
+    from torchrnn_py.t7 import write_t7
+    root = read_t7(CHARRNN / "rnn_2x64.t7")
+    root["i"] = float("inf")
+    write_t7(tmp_path / "inf.t7", root)
+    rc, _, err = _convert(tmp_path / "inf.t7", tmp_path / "out.t7")
+    assert rc == 1 and "hold NaN, infinity or a fraction" in err
+    assert not (tmp_path / "out.t7").exists() and not (tmp_path / "out.json").exists()
+
+
+def test_sigterm_stops_convert_as_ctrl_c_does(monkeypatch):
+    """Killed mid-write, convert stops with 'terminated' and 143; the atomic writer then
+    removes its temporary files, as on Ctrl-C (our handler stands in for the default)."""
+    import signal
+    previous = signal.signal(signal.SIGTERM, lambda *args: None)
+    try:
+        def killed(*args, **kwargs):
+            signal.raise_signal(signal.SIGTERM)
+        monkeypatch.setattr(convert_cli, "convert", killed)
+        rc, _, err = _convert("in.t7", "out.t7")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert rc == 143 and err == "torchrnn-convert: terminated\n"

@@ -241,6 +241,9 @@ def run_main(prog, body, argv, report_errors=True):
 
     if argv is None:
         argv = sys.argv[1:]
+    if sys.stdout is None:                 # started with stdout closed (>&-)
+        report(f"{prog}: error: stdout is closed; give the command somewhere to write")
+        return 1
     try:
         status = body(list(argv))
         return 0 if status is None else status

@@ -94,6 +94,10 @@ def charrnn_from_t7(root, path="checkpoint"):
     opt = _plain_table(root.get("opt"), "opt", fail)
     vocab = _vocab(root["vocab"], fail)
     graph = read_graph(root["protos"]["rnn"], fail)
+    for node in graph.nodes:
+        size = node.module.get("outputSize") if node.kind == "OneHot" else len(vocab)
+        if size != len(vocab):
+            fail(f"its OneHot has outputSize {size!r}, but its vocab has {len(vocab)} bytes")
     model_type = _model_type(opt, graph, fail)
     num_layers = (graph.num_inputs - 1) // STATES_PER_LAYER[model_type]
     layers, decoder, dropouts = find_layers(graph, model_type, num_layers, fail)
@@ -107,8 +111,17 @@ def charrnn_from_t7(root, path="checkpoint"):
         model=model, model_type=model_type, opt=opt, i=_number(root.get("i")),
         epoch=_number(root.get("epoch")), val_loss=_number(root.get("val_loss")),
         train_losses=_plain_list(losses, "train_losses", fail) if losses is not None else [],
-        val_losses={int(k): float(v) for k, v in
-                    _plain_table(root.get("val_losses") or {}, "val_losses", fail).items()})
+        val_losses=_val_losses(root.get("val_losses") or {}, fail))
+
+
+def _val_losses(table, fail):
+    """char-rnn's sparse ``val_losses`` {iteration: loss}: whole iterations, numbers."""
+    values = _plain_table(table, "val_losses", fail)
+    for key, value in values.items():
+        if isinstance(key, bool) or not isinstance(key, int) or key < 0 or \
+                isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(f"val_losses should map iterations to losses, found {key!r}: {value!r}")
+    return {k: float(v) for k, v in values.items()}
 
 
 def _model_type(opt, graph, fail):
@@ -132,7 +145,7 @@ def _vocab(table, fail):
         if len(raw) != 1:                 # the t7 reader gives bytes >= 0x80 escaped
             fail(f"vocab should map single bytes to ids, found the key {char!r}")
         if isinstance(index, bool) or not isinstance(index, (int, float)) \
-                or index != int(index) or not 1 <= index <= len(table) or index in by_id:
+                or not 1 <= index <= len(table) or index != int(index) or index in by_id:
             fail(f"vocab should number its {len(table)} bytes 1..{len(table)}, found "
                  f"{index!r} for {char!r}")
         by_id[int(index)] = byte_token(raw[0])
@@ -143,7 +156,7 @@ def _dropout(dropouts, num_layers, fail):
     """(p, v2) of char-rnn's dropout after every layer, or (0, True) without dropout."""
     if not dropouts:
         return 0.0, True
-    ps = {float(m.get("p", -1)) for m in dropouts}
+    ps = {m.get("p") if _is_number(m.get("p")) else -1.0 for m in dropouts}
     if len(dropouts) != num_layers or len(ps) != 1 or not 0 < min(ps) < 1:
         fail(f"expected no dropout or one nn.Dropout(p) after each of the {num_layers} "
              f"layers, found {len(dropouts)} with p = {sorted(ps)}")
@@ -189,8 +202,10 @@ def _weight(node, fail, shape=None):
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2 \
             or not weight.is_floating_point() \
             or (shape is not None and tuple(weight.shape) != shape):
-        fail(f"the Linear at forwardnodes[{node.index}] should have a weight of shape "
-             f"{shape or '(out, in)'}, found {_shape(weight)}")
+        found = _shape(weight) if not isinstance(weight, torch.Tensor) or \
+            weight.is_floating_point() else f"a {weight.dtype} tensor"
+        fail(f"the Linear at forwardnodes[{node.index}] should have a floating-point "
+             f"weight of shape {shape or '(out, in)'}, found {found}")
     return weight.double()
 
 
@@ -213,13 +228,14 @@ def _check_against_graph(model, graph, fail):
     ids = torch.randint(1, V + 1, (K,), generator=gen)
     states = [torch.rand(K, H, generator=gen, dtype=torch.float64) * 2 - 1
               for _ in range(graph.num_inputs - 1)]
-    if not torch.isfinite(model.linear.weight).all():
-        fail("its decoder holds NaN or infinite weights")
+    for name, tensor in model.named_parameters():
+        if not bool(torch.isfinite(tensor).all()):
+            fail(f"its weights hold NaN or infinite values (in what becomes {name})")
     try:
         with torch.no_grad():
             wanted = run_graph(graph, [ids.double()] + states)
-    except (ValueError, RuntimeError, TypeError) as err:
-        fail(f"its graph cannot be run: {err}")
+    except (ValueError, RuntimeError, TypeError, IndexError) as err:
+        fail(f"its graph cannot be run: {str(err).splitlines()[0] if str(err) else err!r}")
     got = _model_step(model, ids, states)
     worst = max((float((a - b).abs().max()) / max(1.0, float(a.abs().max()))
                  for a, b in zip(wanted, got)), default=math.inf)
@@ -280,6 +296,10 @@ def _number(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return _plain(value)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _shape(value):

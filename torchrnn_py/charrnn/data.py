@@ -261,8 +261,8 @@ def _read_vocab(vocab_file):
     for key, index in table.items():
         char = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else None
         if char is None or len(char) != 1 or isinstance(index, bool) \
-                or not isinstance(index, (int, float)) or index != int(index) \
-                or not 1 <= index <= min(len(table), MAX_VOCAB):
+                or not isinstance(index, (int, float)) \
+                or not 1 <= index <= min(len(table), MAX_VOCAB) or index != int(index):
             raise TorchRNNError(f"{vocab_file}: expected single bytes mapped to ids "
                                 f"1..{len(table)}, found {key!r} -> {index!r}")
         vocab[char] = int(index)

@@ -37,7 +37,8 @@ def find_layers(graph, model_type, num_layers, fail):
         fail(f"a {L}-layer {model_type} gives {S * L + 1} outputs, but this graph gives "
              f"{len(outputs)}")
     x = _graph_input(graph, 1, fail)
-    one_hots = [n for n in graph.nodes if n.kind == "OneHot" and source(n.parents[0]) is x]
+    one_hots = [n for n in graph.nodes if n.kind == "OneHot" and len(n.parents) == 1
+                and source(n.parents[0]) is x]
     if len(one_hots) != 1:
         fail("the graph's first input does not go through one OneHot")
     layer_input = one_hots[0]
@@ -49,8 +50,9 @@ def find_layers(graph, model_type, num_layers, fail):
         layers.append(match(readers, prev_h, layer, fail, graph))
         layer_input = source(outputs[S * layer - 1])          # this layer's next h
     decoders = _linears_reading(graph, layer_input)
-    if len(decoders) != 1 or source(outputs[-1]).kind != "nn.LogSoftMax" \
-            or source(outputs[-1]).parents[0] is not decoders[0]:
+    top = source(outputs[-1])
+    if len(decoders) != 1 or top.kind != "nn.LogSoftMax" or len(top.parents) != 1 \
+            or top.parents[0] is not decoders[0]:
         fail("the top layer's h does not go through one Linear into the LogSoftMax output")
     dropouts = [n.module for n in graph.nodes if n.kind == "nn.Dropout"]
     return layers, decoders[0], dropouts
@@ -85,13 +87,17 @@ def _gru(readers, prev_h, layer, fail, graph):
         fail(f"layer {layer}: expected a GRU's three Linears on its input, two on its "
              f"previous h and one on the reset-gated h, found {len(from_input)}, "
              f"{len(from_state)} and {len(gated)}")
-    (h2h_c,) = [c for c in gated[0].children if c.kind == "nn.Linear"]
+    candidates = [c for c in gated[0].children if c.kind == "nn.Linear"]
     reset = [p for p in gated[0].parents if source(p) is not prev_h]
+    if len(candidates) != 1 or len(reset) != 1:
+        fail(f"layer {layer}: expected one Linear on the reset-gated h, found "
+             f"{len(candidates)}")
+    h2h_c = candidates[0]
     roles = {"h2h_c": h2h_c, "i2h_c": _partner(h2h_c, from_input, layer, fail)}
     for h2h in from_state:
         i2h = _partner(h2h, from_input, layer, fail)
         gate_sum = _common_sum(h2h, i2h)
-        gate = "r" if reset and gate_sum in [p for p in reset[0].parents] else "z"
+        gate = "r" if gate_sum in reset[0].parents else "z"
         roles[f"h2h_{gate}"], roles[f"i2h_{gate}"] = h2h, i2h
     if len(roles) != 6:
         fail(f"layer {layer}: could not tell the GRU's update and reset gates apart")

@@ -26,8 +26,9 @@ import torch
 
 from ..cmdline import lua_number, require_finite, resolve_keyword_options
 from ..errors import TorchRNNError
-from ..fileio import check_input_file
+from ..fileio import check_input_file, check_output_path
 from ..rng import TorchGenerator
+from ..train_checks import physical_memory
 from ..t7 import read_t7
 from .checkpoint import charrnn_from_t7, is_charrnn
 from .data import load_data_dir, split_fractions
@@ -112,10 +113,12 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
                            fractions, say)
     say(f"vocab size: {loader.vocab_size}")
     _make_checkpoint_dir(opt["checkpoint_dir"])
+    _check_savefile(opt)
     if opt["init_from"]:
         net = _net_from_checkpoint(opt, loader, say)
     else:
         say(f"creating an {opt['model']} with {lua_number(opt['num_layers'])} layers")
+        _check_model_size(opt, loader.vocab_size)
         net = CharRNNNet(opt["model"], loader.vocab_size, opt["rnn_size"], opt["num_layers"],
                          opt["dropout"])
         net.init_random(generator)
@@ -153,8 +156,9 @@ def check_options(opt):
         if opt[name] != int(opt[name]) or opt[name] < 1:
             raise TorchRNNError(f"-{name} must be a positive integer, got {opt[name]}")
         opt[name] = int(opt[name])
-    if opt["seed"] != int(opt["seed"]):
-        raise TorchRNNError(f"-seed must be an integer, got {opt['seed']}")
+    for name in ("seed", "gpuid"):
+        if opt[name] != int(opt[name]):
+            raise TorchRNNError(f"-{name} must be an integer, got {lua_number(opt[name])}")
     if not 0 <= opt["dropout"] < 1:
         raise TorchRNNError(f"-dropout must be at least 0 and below 1, got {opt['dropout']}")
     for name in NEW_OPTIONS:
@@ -238,6 +242,33 @@ def _gpu_fallback(opt, say):
         "clinfo command, and try again.")
     say("Falling back on CPU mode")
     opt["gpuid"] = -1
+
+
+def _check_savefile(opt):
+    """A checkpoint name that cannot be written is refused now, not after the training:
+    ``-savefile`` is part of a file name in ``-checkpoint_dir``."""
+    name = f"lm_{opt['savefile']}_epoch0.00_0.0000.t7"
+    if not opt["savefile"] or "/" in opt["savefile"] or len(os.fsencode(name)) > 255:
+        raise TorchRNNError(f"-savefile {opt['savefile']!r}: checkpoints are named "
+                            f"{opt['checkpoint_dir']}/lm_<savefile>_epoch<e>_<loss>.t7, so it "
+                            f"must be a non-empty name without '/' (at most about 230 bytes)")
+    check_output_path(os.path.join(opt["checkpoint_dir"], name), "char-rnn checkpoint")
+
+
+def _check_model_size(opt, vocab_size):
+    """One line for a model too large for this machine's memory (float64 parameters, their
+    gradients, RMSprop's state and the clones' activations), before it is allocated."""
+    H, L, V = opt["rnn_size"], opt["num_layers"], vocab_size
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[opt["model"]]
+    params = sum(gates * H * ((V if k == 0 else H) + H + 2) for k in range(L)) + V * (H + 1)
+    activations = opt["batch_size"] * opt["seq_length"] * (L * (gates + 2) * H + 2 * V)
+    needed = 8 * (4 * params + 3 * activations)
+    memory = physical_memory()
+    if memory is not None and needed > memory:
+        raise TorchRNNError(f"the model asked for is too large for this machine (-model "
+                            f"{opt['model']} -num_layers {L} -rnn_size {H}: {params:,} "
+                            f"parameters, about {needed / 2 ** 30:,.1f} GiB to train, "
+                            f"{memory / 2 ** 30:,.1f} GiB of memory)")
 
 
 def _make_checkpoint_dir(path):

@@ -16,11 +16,12 @@ _HELP_FLAGS = ("-h", "-help", "--help")
 
 
 def split_arguments(argv):
-    """(positional arguments, flags with their values), as torch.CmdLine tells them apart:
-    a known flag takes the next word as its value; any other word not starting with '-' is
-    an argument. Unknown flags stay with the flags, for the parser to report."""
+    """(positional arguments, flags with their values, whether help was asked), as
+    torch.CmdLine tells them apart: a known flag takes the next word as its value (even
+    ``-h``: ``-primetext -h`` primes with "-h"); any other word not starting with '-' is an
+    argument. Unknown flags stay with the flags, for the parser to report."""
     known = {dashes + name for name, _, _ in OPTIONS for dashes in ("-", "--")}
-    positional, flags = [], []
+    positional, flags, wants_help = [], [], False
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -28,16 +29,17 @@ def split_arguments(argv):
             flags += argv[i:i + 2]
             i += 2
             continue
+        wants_help = wants_help or arg in _HELP_FLAGS
         (flags if arg.startswith("-") and arg != "-" else positional).append(arg)
         i += 1
-    return positional, flags
+    return positional, flags, wants_help
 
 
 def parse_arguments(argv):
     """``argv`` -> the options dict, with the checkpoint under "model". ``-h`` prints the
     help and exits 0; a missing or extra argument or a bad flag is a UsageError."""
-    positional, flags = split_arguments(argv)
-    if any(flag in _HELP_FLAGS for flag in flags):
+    positional, flags, wants_help = split_arguments(argv)
+    if wants_help:
         print(help_text())
         raise SystemExit(0)
     opt = parse_torch_options(OPTIONS, flags, PROG)

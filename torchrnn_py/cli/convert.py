@@ -2,7 +2,8 @@
 :func:`torchrnn_py.convert.convert`."""
 import sys
 
-from ..cmdline import ArgumentParser, print_stdout, report_written, run_main
+from ..cmdline import (ArgumentParser, print_stdout, report_written, run_main,
+                       sigterm_as_interrupt)
 from ..convert import PROG, convert
 
 
@@ -19,7 +20,8 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
-    converted = convert(args.input, args.output, on_written=report_written)
+    with sigterm_as_interrupt():           # killed: temporary files go, as on Ctrl-C
+        converted = convert(args.input, args.output, on_written=report_written)
     model = converted.checkpoint.model
     print_stdout(f"converted a {model.num_layers}-layer {converted.model_type} of "
                  f"rnn_size {model.rnn_size} over {model.vocab_size} bytes")
