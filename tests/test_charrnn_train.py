@@ -21,7 +21,7 @@ from torchrnn_py.cli import charrnn_sample
 from torchrnn_py.cli import charrnn_train as cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.rng import TorchGenerator
-from torchrnn_py.t7 import read_t7
+from torchrnn_py.t7 import read_t7, write_t7
 
 from conftest import FIXTURES
 
@@ -127,6 +127,7 @@ def _digest(folder):
     ("vocab_dir", "expected a regular file"),
     ("all_bytes", "cannot number 256 tokens"),
     ("no_val", "no val batches"),
+    ("nan_vocab_id", "expected single bytes mapped to ids"),
 ])
 def test_bad_data_folders_are_refused_in_one_line(tmp_path, case, expected):
     folder = tmp_path / "data"
@@ -142,6 +143,12 @@ def test_bad_data_folders_are_refused_in_one_line(tmp_path, case, expected):
         os.utime(folder / "input.txt", (1, 1))           # older than the .t7 files
     if case == "vocab_dir":
         (folder / "vocab.t7").mkdir()
+    if case == "nan_vocab_id":                           # a damaged vocab.t7, still newer
+        prepare_data_dir(str(folder))
+        vocab = read_t7(folder / "vocab.t7")
+        vocab[next(iter(vocab))] = float("nan")
+        write_t7(folder / "vocab.t7", vocab)
+        os.utime(folder / "input.txt", (1, 1))
     if case == "no_val":
         fractions = split_fractions(1.0, 0.0)
     before = _digest(folder)

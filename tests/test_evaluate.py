@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import GOLDEN, LEGACY, PREPROCESS
+from conftest import FIXTURES, GOLDEN, LEGACY, PREPROCESS
 from torchrnn_py.cli import evaluate as eval_cli
 from torchrnn_py import evaluate as eval_mod
 from torchrnn_py.checkpoint import load_checkpoint
+from torchrnn_py.preprocess import preprocess
 
 CP = GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"
 CP_JSON = GOLDEN / "checkpoints" / "lstm_small_cp_159.json"
@@ -198,7 +199,9 @@ def test_legacy_checkpoints_evaluate_on_tiny_data(name, tmp_path, capsys):
     assert (dtype == np.uint32) == (model.vocab_size > 255)
     status, out, err = run(["-checkpoint", path, "-input_h5", h5_path, "-split", "val"] + CPU,
                            capsys)
-    assert status == 0 and err == ""
+    assert status == 0 and err == (f"torchrnn-eval: warning: no -input_json, and no "
+                                   f"vocabulary beside {h5_path}: its ids are taken to be "
+                                   f"the model's, unchecked\n")
     n = num_batches(301, N, T)
     lines = out.splitlines()
     assert N * T > 300                                # the loader must shrink the batch
@@ -270,3 +273,20 @@ def test_a_renumbered_vocabulary_is_mapped_by_token(tmp_path, capsys):
                                 "the model's vocabulary of 62 tokens (ids by token)"]
     status, reference, _ = run(["-checkpoint", CP, "-input_h5", H5] + CPU, capsys)
     assert out.splitlines()[-1] == reference.splitlines()[-1]
+
+
+def test_the_vocabulary_beside_the_data_is_checked_without_input_json(tmp_path, capsys):
+    """X.json beside X.h5 is the data's vocabulary even when -input_json is not given: a
+    char-rnn model on a byte dataset is mapped by token, not read by position."""
+    text = (FIXTURES.parent.parent / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt")
+    (tmp_path / "in.txt").write_bytes(text.read_bytes()[:3000])
+    preprocess(str(tmp_path / "in.txt"), str(tmp_path / "d.h5"), str(tmp_path / "d.json"),
+               encoding="bytes")
+    status, out, err = run(["-checkpoint", FIXTURES / "charrnn" / "rnn_2x64.t7", "-input_h5",
+                            tmp_path / "d.h5", "-batch_size", "1", "-seq_length", "50"] + CPU,
+                           capsys)
+    assert status == 0 and "mapped to the model's vocabulary of 62 tokens" in err
+    with_json = run(["-checkpoint", FIXTURES / "charrnn" / "rnn_2x64.t7", "-input_h5",
+                     tmp_path / "d.h5", "-input_json", tmp_path / "d.json", "-batch_size", "1",
+                     "-seq_length", "50"] + CPU, capsys)
+    assert with_json[1].splitlines()[-1] == out.splitlines()[-1]

@@ -71,17 +71,31 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
                 raise TorchRNNError(f"{opt['checkpoint']}: opt.{name} is missing or invalid; "
                                     f"give -{name}")
     vocab_size, token_map = model.vocab_size, None
-    if opt["input_json"]:
-        vocab = read_vocab(opt["input_json"])
-        token_map = model_token_map(vocab, model.vocab, opt["input_json"], opt["checkpoint"])
+    input_json = opt["input_json"] or _vocabulary_beside(input_h5, opt["input_h5"], saved)
+    if input_json:
+        vocab = read_vocab(input_json)
+        token_map = model_token_map(vocab, model.vocab, input_json, opt["checkpoint"])
         if token_map is not None:               # a subset of the model's tokens: exact
             vocab_size = len(vocab)
             warn(token_map_message(token_map, model.vocab_size))
     loader = DataLoader(input_h5, sizes["batch_size"], sizes["seq_length"],
                         vocab_size=vocab_size, log=say, token_map=token_map).keep_on(device)
+    if not input_json:
+        warn(f"no -input_json, and no vocabulary beside {input_h5}: its ids are taken to be "
+             f"the model's, unchecked")
     split = opt["split"]
     return evaluate_split(model, loader, split, device,
                           on_batch=lambda j, n: say("%s batch %d / %d" % (split, j, n)))
+
+
+def _vocabulary_beside(input_h5, given_h5, saved):
+    """The JSON vocabulary that goes with the data when -input_json is not given: the
+    checkpoint's opt.input_json for its own data, else ``X.json`` beside ``X.h5``."""
+    if not given_h5 and isinstance(saved.get("input_json"), str) \
+            and os.path.isfile(saved["input_json"]):
+        return saved["input_json"]
+    twin = os.path.splitext(input_h5)[0] + ".json"
+    return twin if os.path.isfile(twin) else None
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ def check_input_file(path, what="input file", pipe_ok=False):
     except OSError as err:
         raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise TorchRNNError(f"{path}: expected a {what}, found a directory")
+        raise TorchRNNError(f"{path}: expected {_article(what)} {what}, found a directory")
     if not (stat.S_ISREG(st.st_mode) or (pipe_ok and stat.S_ISFIFO(st.st_mode))):
         expected = "a regular file or a pipe" if pipe_ok else "a regular file"
         raise TorchRNNError(f"{path}: expected {expected} ({_article(what)} {what}), "
