@@ -122,6 +122,17 @@ def test_output_through_proc_appends_to_the_open_file_in_place(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stdout", "stdout.txt"]
 
 
+def test_a_missing_folder_before_dotdot_is_missing(tmp_path):
+    """``gone/../out.txt`` fails in the shell (the kernel walks ``gone`` first): refused,
+    not written as ``./out.txt``."""
+    path = tmp_path / "gone" / ".." / "out.txt"
+    with pytest.raises(TorchRNNError, match="directory .*gone.* does not exist"):
+        fileio.check_output_path(str(path), "sample file")
+    assert not (tmp_path / "out.txt").exists()
+    (tmp_path / "here").mkdir()
+    fileio.check_output_path(str(tmp_path / "here" / ".." / "out.txt"), "sample file")
+
+
 def test_existing_output_keeps_its_permission_bits(tmp_path):
     path = tmp_path / "secret.txt"
     path.write_bytes(b"old")

@@ -61,8 +61,10 @@ def check_output_path(path, what="output file", create_dir=False):
         except OSError as err:
             raise TorchRNNError(f"cannot create directory {parent} for {what} {path}: "
                                 f"{err.strerror or err}") from None
-    if not os.path.isdir(parent):
-        raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} does not exist")
+    literal = os.path.dirname(os.fspath(path))    # as the kernel walks it: "gone/.." fails
+    if not os.path.isdir(parent) or (literal and not create_dir and not os.path.isdir(literal)):
+        missing = parent if not os.path.isdir(parent) else literal
+        raise TorchRNNError(f"{path}: cannot write {what}: directory {missing} does not exist")
     if not os.access(parent, os.W_OK):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} is not writable")
 
