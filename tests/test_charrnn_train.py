@@ -416,6 +416,7 @@ def test_loader_split_pointer_is_one_based():
     (dict(savefile="x" * 300), "must be a non-empty name without '/'"),
     (dict(rnn_size=10 ** 9), "the model asked for is too large for this machine"),
     (dict(gpuid=1.5), "-gpuid must be an integer, got 1.5"),
+    (dict(checkpoint_dir="LINK"), "-checkpoint_dir is a symbolic link to"),
 ])
 def test_what_would_fail_late_is_refused_before_training(tmp_path, flags, expected):
     """A checkpoint name that cannot be written would fail only when the first checkpoint
@@ -425,6 +426,9 @@ def test_what_would_fail_late_is_refused_before_training(tmp_path, flags, expect
     options = dict(data_dir=str(_tiny_dir(tmp_path)), model="rnn", rnn_size=8, batch_size=4,
                    seq_length=10, max_epochs=0.2, gpuid=-1,
                    checkpoint_dir=str(tmp_path / "cv"))
+    if flags.get("checkpoint_dir") == "LINK":            # a dangling symbolic link
+        os.symlink(tmp_path / "gone", tmp_path / "link")
+        flags = dict(checkpoint_dir=str(tmp_path / "link"))
     with pytest.raises(TorchRNNError) as err:
         ctrain.train_charrnn(log=lines.append, **dict(options, **flags))
     assert expected in str(err.value) and "\n" not in str(err.value)

@@ -274,6 +274,9 @@ def _check_model_size(opt, vocab_size):
 def _make_checkpoint_dir(path):
     """train.lua's ``lfs.mkdir(checkpoint_dir)`` when it is missing; here also checked to
     be a writable folder now, not when the first checkpoint is due."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise TorchRNNError(f"{path}: -checkpoint_dir is a symbolic link to "
+                            f"{os.readlink(path)!r}, which does not exist")
     if not os.path.exists(path):
         try:
             os.mkdir(path)
