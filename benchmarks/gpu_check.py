@@ -8,7 +8,9 @@ and eval; T=1; no_grad); (2) a tiny train with -dropout 0.25 -batchnorm 1 -memor
 -speed_benchmark 1, seeded and unseeded, then eval on GPU and CPU agreeing to ~1e-5; (3)
 -seed 1: the first 20 losses on GPU and CPU within ~1e-5; (4) resume GPU->GPU, GPU->CPU,
 CPU->GPU; (5) sampling -seed 1 with and without start text and 4 streams, GPU text = CPU
-text; then chars/s of train and sample for 2x128, 2x512, 3x680.
+text; (6) char-rnn: charrnn-sample -gpuid 0 gives the fixture bytes, and the fast trainer's
+first 20 losses on the GPU (float32) agree with the CPU's; then chars/s of train and sample
+for 2x128, 2x512, 3x680 (and the GRU's training at 2x512). GRU is checked in (1) too.
 
     python benchmarks/gpu_check.py            # exit 0 when every check that could run passed
 """
@@ -31,9 +33,12 @@ from torchrnn_py.evaluate import evaluate_split                     # noqa: E402
 from torchrnn_py.checkpoint import load_model                       # noqa: E402
 from torchrnn_py.data import DataLoader                             # noqa: E402
 from torchrnn_py.model import LanguageModel                         # noqa: E402
-from torchrnn_py.modules import LSTM, VanillaRNN                    # noqa: E402
+from torchrnn_py.modules import GRU, LSTM, VanillaRNN               # noqa: E402
+from torchrnn_py.charrnn.train import train_charrnn                 # noqa: E402
+from torchrnn_py.cli import charrnn_sample                          # noqa: E402
 
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
+CHARRNN = ROOT / "tests" / "fixtures" / "charrnn"
 DATA = dict(input_h5=str(GOLDEN / "shakespeare200k.h5"),
             input_json=str(GOLDEN / "shakespeare200k.json"))
 TINY = dict(DATA, num_layers=2, rnn_size=64, wordvec_size=32, batch_size=10, seq_length=25,
@@ -72,7 +77,7 @@ def max_diff(a, b):
 
 
 def modules_against_cpu(cuda):
-    for cls in (LSTM, VanillaRNN):
+    for cls in (LSTM, VanillaRNN, GRU):
         for training, T, grad in ((True, 7, True), (False, 7, True), (False, 1, False)):
             cpu = cls(16, 32)
             gpu = cls(16, 32).to(cuda)
@@ -132,6 +137,36 @@ def sampling_gpu_vs_cpu():
               texts[0] == texts[1])
 
 
+def charrnn_on_the_gpu(tmp):
+    """char-rnn's sampler on -gpuid 0 prints the fixture's bytes; its fast trainer on the GPU
+    (float32) follows the CPU's fast trainer in float32."""
+    import contextlib
+    import io
+    for name in ("lstm_2x64", "gru_2x64"):
+        raw = io.BytesIO()
+        out = io.TextIOWrapper(raw, write_through=True)
+        with contextlib.redirect_stdout(out):
+            status = charrnn_sample.main([str(CHARRNN / f"{name}.t7"), "-gpuid", "0",
+                                          "-verbose", "0", "-length", "300"])
+        expected = (CHARRNN / f"{name}.default.txt").read_bytes()
+        check(f"(6) charrnn-sample -gpuid 0 {name} = char-rnn's bytes",
+              status == 0 and raw.getvalue() == expected)
+    data = pathlib.Path(tmp) / "charrnn"
+    data.mkdir()
+    corpus = ROOT / "torchrnn_py" / "corpus" / "tiny-shakespeare.txt"
+    (data / "input.txt").write_bytes(corpus.read_bytes()[:200000])
+    losses = {}
+    for device, flags in (("gpu", dict(gpuid=0)), ("cpu", dict(gpuid=-1, fast=1))):
+        result = train_charrnn(data_dir=str(data), model="lstm", rnn_size=64, batch_size=20,
+                               seq_length=50, learning_rate=5e-3, eval_val_every=1000,
+                               checkpoint_dir=f"{tmp}/cv_{device}", max_iterations=20,
+                               save_checkpoint=lambda path, fields: None, **flags)
+        losses[device] = result["train_losses"]
+    diff = max(abs(a - b) for a, b in zip(losses["gpu"], losses["cpu"]))
+    check("(6) charrnn-train fast: 20 losses GPU = CPU (float32)", diff < 1e-4,
+          f"max diff {diff:.2e}")
+
+
 def speeds(cuda):
     vocab = {i: chr(32 + i) for i in range(1, 66)}
     for layers, H in ((2, 128), (2, 512), (3, 680)):
@@ -155,6 +190,19 @@ def speeds(cuda):
         many = 64 * 200 / (time.perf_counter() - start)
         print(f"speed {layers}x{H}: train {train_cps:,.0f} chars/s; sample {sample_cps:,.0f} "
               f"chars/s (1 stream), {many:,.0f} chars/s (64 streams)", flush=True)
+    gru = LanguageModel(vocab, "gru", 64, 512, 2).to(cuda)
+    optimizer = torch.optim.Adam(gru.parameters())
+    x = torch.randint(1, 66, (50, 50), device=cuda)
+    for n in range(12):
+        if n == 2:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        gru.loss(gru(x), x).backward()
+        optimizer.step()
+    torch.cuda.synchronize()
+    print(f"speed gru 2x512: train {10 * 2500 / (time.perf_counter() - start):,.0f} chars/s",
+          flush=True)
 
 
 def main():
@@ -167,6 +215,7 @@ def main():
     modules_against_cpu(cuda)
     with tempfile.TemporaryDirectory() as tmp:
         train_eval_resume(tmp)
+        charrnn_on_the_gpu(tmp)
     sampling_gpu_vs_cpu()
     speeds(cuda)
     print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed", flush=True)
