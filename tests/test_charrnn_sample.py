@@ -13,6 +13,7 @@ import torch
 from conftest import FIXTURES, GOLDEN
 from torchrnn_py.charrnn.sampling import (choose, first_max_of_log_softmax, log_softmax,
                                           sample_bytes)
+from torchrnn_py.charrnn import sample_lua
 from torchrnn_py.cli import charrnn_sample as cli
 from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.model import LanguageModel
@@ -94,14 +95,14 @@ def test_opencl_prints_its_two_lines_at_any_verbose(capsysbinary):
 def test_cuda_lines_and_device_when_a_gpu_is_there(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    device, lines = cli.choose_backend({"gpuid": 1, "opencl": 0})
+    device, lines = sample_lua.choose_backend({"gpuid": 1, "opencl": 0})
     assert device == torch.device("cuda", 1)
     assert [text for text, _ in lines] == [
         "using CUDA on GPU 1...",
         "Make sure that your saved checkpoint was also trained with GPU. If it was trained "
         "with CPU use -gpuid -1 for sampling as well"]
     with pytest.raises(TorchRNNError, match="-gpuid 2: this machine has 2 CUDA device"):
-        cli.choose_backend({"gpuid": 2, "opencl": 0})
+        sample_lua.choose_backend({"gpuid": 2, "opencl": 0})
 
 
 def test_length_is_a_prefix_and_the_primetext_is_not_counted(capsysbinary):
@@ -179,7 +180,7 @@ class Recorder:
 def test_stream_writes_each_byte_as_it_is_made(stream):
     out = Recorder()
     opt = cli.parse_arguments([str(LSTM)] + QUIET + ["-stream", str(stream)])
-    cli.run(opt, out)
+    sample_lua.run(opt, out)
     assert b"".join(out.writes) == fixture("lstm_2x64.default.txt")
     assert len(out.writes) == (301 if stream else 2)       # 300 bytes + newline, or 1 + 1
 

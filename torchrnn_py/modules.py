@@ -338,7 +338,7 @@ def _mask_to_device(keep, x):
 
 
 @functools.lru_cache(maxsize=None)         # called per layer, per step: computed once
-def _inverse_keep(p, dtype):
+def inverse_keep(p, dtype):
     """``1 / (1 - p)`` as Torch7's dropout computes it: both rounded to ``dtype``."""
     one = torch.ones((), dtype=dtype)
     return (one / torch.tensor(1.0 - p, dtype=dtype)).item()
@@ -396,7 +396,7 @@ class Dropout(nn.Module):
             # Torch7 divides the 0/1 noise by (1 - p) in the tensor's type, then multiplies:
             # 1 / (1 - p) rounded to x's type, times 0 or 1, is the same noise, computed here
             # in place and without a scalar tensor on the device (a host sync on CUDA).
-            noise.mul_(_inverse_keep(p, x.dtype))
+            noise.mul_(inverse_keep(p, x.dtype))
         return x * noise
 
     def extra_repr(self):

@@ -249,7 +249,6 @@ class _StepLayer:
         if scale is not None:
             self.out = np.empty((K, H), dtype=dtype)
 
-
     def _gru_weights(self, weight, D, H, K):
         """A GRU's weights split: ``W`` gives z | r from ``[x, h]`` (or h), ``Wc`` the
         candidate from ``r h`` and ``Wxc`` from x (in the table for the first layer)."""

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ..device import apply_cuda_precision
+from ..ids import to_index
+from ..modules import inverse_keep
 from .net import STATES_PER_LAYER, dropout_bits, gate_pairs
 
 RMSPROP_EPSILON = 1e-8               # optim.rmsprop's default, which train.lua keeps
@@ -56,10 +58,7 @@ class FastTrainer:
         self.bias_diffs = _bias_differences(net)        # per layer (G,) float64, CPU
         self.m = [torch.zeros_like(p) for p in self.params]   # rmsprop's state.m
         self.grads = [torch.zeros_like(p) for p in self.params]
-        self._inverse_keep = None
-        if net.num_dropouts:
-            one = torch.ones((), dtype=dtype)
-            self._inverse_keep = float(one / torch.tensor(1 - net.dropout, dtype=dtype))
+        self._inverse_keep = inverse_keep(net.dropout, dtype) if net.num_dropouts else None
 
     def threads(self):
         """torch's own thread setting: the fused kernels gain from every thread even where
@@ -75,7 +74,7 @@ class FastTrainer:
             p.grad = None
         scores = self.model(x)                                       # (B, T, V)
         V = scores.shape[-1]
-        total = F.cross_entropy(scores.reshape(-1, V), (y - 1).reshape(-1),
+        total = F.cross_entropy(scores.reshape(-1, V), to_index(y).reshape(-1),
                                 reduction="sum") / x.shape[0]        # sum over steps
         total.backward()
         clip, alpha = self.opt["grad_clip"], self.opt["decay_rate"]
@@ -131,7 +130,7 @@ class FastTrainer:
                 scores = self.model(x.to(self.device))               # (B, T, V)
                 V = scores.shape[-1]
                 loss += float(F.cross_entropy(scores.reshape(-1, V),
-                                              (y.to(self.device) - 1).reshape(-1),
+                                              to_index(y.to(self.device)).reshape(-1),
                                               reduction="sum")) / x.shape[0]
                 if on_batch is not None:
                     on_batch(k)

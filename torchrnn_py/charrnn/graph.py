@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ..ids import to_index
 from ..t7 import Storage, TorchObject
 
 #: The nn modules char-rnn's LSTM, GRU and RNN are made of (fixtures README, gModule).
@@ -154,7 +155,7 @@ def _apply(module, x):
         ids = _tensor_arg(x).long()
         if size is None or ids.min() < 1 or ids.max() > size:
             raise ValueError(f"OneHot of size {size} given ids outside 1..{size}")
-        return torch.nn.functional.one_hot(ids.view(-1) - 1, size).double()
+        return torch.nn.functional.one_hot(to_index(ids.view(-1)), size).double()
     if kind == "nn.Linear":
         weight, bias = module.get("weight"), module.get("bias")
         if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or not (

@@ -27,6 +27,8 @@ import math
 
 import torch
 
+from ..ids import to_index
+
 #: Per model type: the Linears of one layer in modules order, (role, gate blocks, reads).
 LAYER_LINEARS = {
     "lstm": (("i2h", 4, "x"), ("h2h", 4, "h")),
@@ -326,7 +328,7 @@ def forward_backward(net, x, y, state, masks=None, stale=False):
     None; ``stale``: whether ``state`` aliases the last step's outputs (every minibatch but
     the first), see the module docstring. loss = mean over steps of the batch-mean NLL;
     the gradient is that of the sum over steps (train.lua does not divide it)."""
-    x, y = x - 1, y - 1                                         # 0-based ids
+    x, y = to_index(x), to_index(y)                             # 0-based ids
     flat = net.params.detach().requires_grad_()
     views = net.linears(flat)
     T = x.shape[1]
@@ -356,7 +358,7 @@ def evaluate_batches(net, batches, batch_size, on_batch=None):
     loss, T = 0.0, None
     with torch.no_grad():
         for k, (x, y) in enumerate(batches, start=1):
-            x, y, T = x - 1, y - 1, x.shape[1]                  # 0-based ids
+            x, y, T = to_index(x), to_index(y), x.shape[1]      # 0-based ids
             for t in range(T):
                 state, logprobs = net.step(x[:, t], state, views)
                 loss += float(-logprobs.gather(1, y[:, t:t + 1]).sum() / x.shape[0])

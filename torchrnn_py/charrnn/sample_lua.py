@@ -53,7 +53,7 @@ def check_numbers(opt):
     check_options(int(opt["length"]), opt["sample"] != 0, opt["temperature"])
 
 
-def load_model(path):
+def load_checked_model(path):
     """The char-rnn checkpoint's LanguageModel and model name, its weights checked finite."""
     ck = load_charrnn(path)
     try:
@@ -120,7 +120,7 @@ def run(opt, out, progress=None, on_written=None):
     """sample.lua with ``opt`` (parse_arguments' dict): every check first, then the
     diagnostics and the sample to the binary stream ``out`` (or -output_file)."""
     check_numbers(opt)
-    model, model_name = load_model(opt["model"])
+    model, model_name = load_checked_model(opt["model"])
     prime = primetext_bytes(opt, model.vocab)
     paths = [opt["output_file"]] if opt["output_file"] else []
     for path in paths:

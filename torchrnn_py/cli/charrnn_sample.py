@@ -7,7 +7,7 @@ line on stderr.
 """
 import sys
 
-from ..charrnn.sample_lua import ARGUMENT, OPTIONS, PROG, choose_backend, run  # noqa: F401
+from ..charrnn.sample_lua import ARGUMENT, OPTIONS, PROG, run
 from ..cmdline import (UsageError, format_torch_help, parse_torch_options, report_written,
                        run_main, sigterm_as_interrupt)
 from ..progress import ProgressLine
