@@ -9,7 +9,9 @@ and eval; T=1; no_grad); (2) a tiny train with -dropout 0.25 -batchnorm 1 -memor
 -seed 1: the first 20 losses on GPU and CPU within ~1e-5; (4) resume GPU->GPU, GPU->CPU,
 CPU->GPU; (5) sampling -seed 1 with and without start text and 4 streams, GPU text = CPU
 text; (6) char-rnn: charrnn-sample -gpuid 0 gives the fixture bytes, and the fast trainer's
-first 20 losses on the GPU (float32) agree with the CPU's; then chars/s of train and sample
+first 20 losses on the GPU (float32) agree with the CPU's; (7) the training loss read one
+step late prints the lines of reading it at once, and batches streamed from pinned memory
+give the losses of data kept on the GPU; then chars/s of train and sample
 for 2x128, 2x512, 3x680 (and the GRU's training at 2x512). GRU is checked in (1) too.
 
     python benchmarks/gpu_check.py            # exit 0 when every check that could run passed
@@ -167,6 +169,39 @@ def charrnn_on_the_gpu(tmp):
           f"max diff {diff:.2e}")
 
 
+def lagged_and_streamed(tmp):
+    """torchrnn-train on the GPU with the loss read one step late (the default there) prints
+    the lines of reading it at once; batches streamed from pinned host memory give the
+    losses of data kept on the GPU; and the chars/s of each (2x128, 100 iterations)."""
+    real_lag, real_keep = train_mod.loss_lag, DataLoader.keep_on
+    runs = {}
+    try:
+        for name, lag, stream in (("warm-up", True, False), ("at once", False, False),
+                                  ("one late", True, False), ("streamed", True, True)):
+            train_mod.loss_lag = lambda opt, device, lag=lag: lag
+            DataLoader.keep_on = ((lambda self, device: self.stream_to(device)) if stream
+                                  else real_keep)
+            lines = []
+            opts = dict(DATA, rnn_size=128, batch_size=50, seq_length=50, seed=1, gpu=0,
+                        max_epochs=100 / 63, print_every=1, checkpoint_every=0,
+                        checkpoint_name=f"{tmp}/lag", log=lines.append)
+            start = time.perf_counter()
+            result = train_mod.train(**opts)
+            seconds = time.perf_counter() - start
+            runs[name] = lines, result["train_loss_history"]
+            if name != "warm-up":
+                print(f"speed train 2x128, loss read {name}: "
+                      f"{len(result['train_loss_history']) * 2500 / seconds:,.0f} chars/s "
+                      f"(whole run, validation included)", flush=True)
+    finally:
+        train_mod.loss_lag, DataLoader.keep_on = real_lag, real_keep
+    check("(7) loss read one step late: the lines of reading it at once",
+          runs["one late"][0] == runs["at once"][0] and len(runs["at once"][0]) > 100)
+    diff = max(abs(a - b) for a, b in zip(runs["streamed"][1], runs["one late"][1]))
+    check("(7) batches streamed from pinned memory: the losses of data kept on the GPU",
+          diff < 1e-6, f"max diff {diff:.2e}")
+
+
 def train_chars_per_second(model, cuda, steps=10):
     """Training chars/s of ``model`` on CUDA: batch 50 x seq 50, Adam, after 2 warm-up steps."""
     optimizer = torch.optim.Adam(model.parameters())
@@ -211,6 +246,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         train_eval_resume(tmp)
         charrnn_on_the_gpu(tmp)
+        lagged_and_streamed(tmp)
     sampling_gpu_vs_cpu()
     speeds(cuda)
     print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed", flush=True)

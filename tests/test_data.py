@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import GOLDEN
+from torchrnn_py import data as data_mod
 from torchrnn_py.data import DataLoader
 from torchrnn_py.errors import TorchRNNError
 
@@ -193,10 +194,54 @@ def test_data_kept_on_a_device_gives_the_same_batches(tmp_path, splits, wide):
             f.create_dataset(name, data=(data.astype(np.uint32) + 300) if wide else data)
     host = DataLoader(path, 7, 13)
     device = DataLoader(path, 7, 13).to(torch.device("cpu"))
+    streamed = DataLoader(path, 7, 13).stream_to(torch.device("cpu"))
     assert isinstance(device.x_splits["train"], torch.Tensor)
     assert device.x_splits["train"].dtype == (torch.int32 if wide else torch.uint8)
-    assert device.nbytes() == host.nbytes() > 0
+    assert isinstance(streamed.x_splits["train"], np.ndarray)          # stays on the host
+    assert device.nbytes() == host.nbytes() == streamed.nbytes() > 0
     for split, rows in (("train", None), ("train", slice(2, 5)), ("val", None)):
         for _ in range(host.split_sizes[split] + 2):          # past the end: cycles
-            (hx, hy), (dx, dy) = host.next_batch(split, rows), device.next_batch(split, rows)
-            assert dx.dtype == torch.int64 and torch.equal(hx, dx) and torch.equal(hy, dy)
+            (hx, hy) = host.next_batch(split, rows)
+            for dx, dy in (device.next_batch(split, rows), streamed.next_batch(split, rows)):
+                assert dx.dtype == torch.int64 and torch.equal(hx, dx) and torch.equal(hy, dy)
+
+
+def test_batches_stream_narrow_to_a_gpu_from_pinned_memory(tmp_path, splits, monkeypatch):
+    """What crosses to a GPU per batch when the data stays on the host: the stored width
+    (uint8 here, one byte an id), contiguous, through device.host_to_device (pinned, not
+    waited for); the int64 ids are made on the device."""
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        for name, data in splits.items():
+            f.create_dataset(name, data=data)
+    crossed = []
+
+    def fake_host_to_device(tensor, device):
+        crossed.append((tensor.dtype, tensor.is_contiguous(), device))
+        return tensor.to("cpu")
+    monkeypatch.setattr(data_mod, "host_to_device", fake_host_to_device)
+    gpu = torch.device("cuda", 0)
+    streamed, host = DataLoader(path, 7, 13).stream_to(gpu), DataLoader(path, 7, 13)
+    x, y = streamed.next_batch("train", slice(1, 4))
+    assert crossed == [(torch.uint8, True, gpu)] * 2
+    hx, hy = host.next_batch("train", slice(1, 4))
+    assert x.dtype == torch.int64 and torch.equal(x, hx) and torch.equal(y, hy)
+
+
+@pytest.mark.parametrize("free, kept", [(4 * 2 ** 20, True), (2 ** 12, False)])
+def test_keep_on_a_gpu_keeps_what_fits_and_streams_the_rest(splits, tmp_path, monkeypatch,
+                                                            free, kept):
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        for name, data in splits.items():
+            f.create_dataset(name, data=data)
+    loader = DataLoader(path, 7, 13)
+    assert 2 ** 10 < loader.nbytes() <= 2 ** 20                       # a quarter of 4 MiB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 8 * 2 ** 30))
+    moved = []
+    monkeypatch.setattr(DataLoader, "to", lambda self, device: moved.append(device) or self)
+    gpu = torch.device("cuda", 0)
+    loader.keep_on(gpu)
+    assert moved == ([gpu] if kept else []) and loader.copy_to == (None if kept else gpu)
+    cpu = DataLoader(path, 7, 13).keep_on(torch.device("cpu"))
+    assert cpu.copy_to is None and isinstance(cpu.x_splits["train"], np.ndarray)

@@ -796,10 +796,12 @@ def test_an_allocation_failure_is_one_line(tiny, tmp_path, capsys, monkeypatch):
     assert "not enough memory" in err and "-rnn_size 4000" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("placing", ["to", "stream_to"])
 def test_training_on_data_kept_on_the_device_gives_the_same_losses(tiny, tmp_path,
-                                                                  monkeypatch):
-    """The GPU's path (the loader's splits on the device, batches sliced there) run on the
-    CPU: the same losses and checkpoint weights as the host path."""
+                                                                  monkeypatch, placing):
+    """The GPU's paths (the loader's splits on the device, batches sliced there; or kept on
+    the host, batches streamed) run on the CPU: the same losses and checkpoint weights as
+    the host path."""
     def run(name):
         result = train_mod.train(seed=5, **tiny_options(tiny, tmp_path / name, dropout=0.25))
         return result["train_loss_history"], result["model"].state_dict()
@@ -809,7 +811,7 @@ def test_training_on_data_kept_on_the_device_gives_the_same_losses(tiny, tmp_pat
     class OnDevice(train_mod.DataLoader):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.to(torch.device("cpu"))
+            getattr(self, placing)(torch.device("cpu"))
 
     monkeypatch.setattr(train_mod, "DataLoader", OnDevice)
     losses, weights = run("device")

@@ -20,11 +20,33 @@ def torch7_loss_value(scores, targets, context=None):
     With a distributed ``context`` the rows of every process are gathered first, so the
     value is the whole batch's, computed as one process would.
     """
-    with torch.no_grad():
-        logp = (scores.detach().double().log_softmax(-1)
-                .gather(2, to_index(targets).unsqueeze(2)).float())      # (N, T, 1)
-        if context is not None:
-            logp = distributed.gather_rows(context, logp)
-        logp = logp.cpu().numpy().reshape(-1)
-    total = np.cumsum(-logp, dtype=np.float32)[-1]
-    return float(total / np.float32(logp.shape[0]))
+    return PendingLoss(scores, targets, context).value()
+
+
+class PendingLoss:
+    """:func:`torch7_loss_value` in two halves: made, it queues the log-probabilities'
+    copy to the host; :meth:`value` waits for that copy alone and sums. On a GPU the next
+    step can be launched in between, so the host never waits for a whole step."""
+
+    def __init__(self, scores, targets, context=None):
+        with torch.no_grad():
+            logp = (scores.detach().double().log_softmax(-1)
+                    .gather(2, to_index(targets).unsqueeze(2)).float())  # (N, T, 1)
+            if context is not None:
+                logp = distributed.gather_rows(context, logp)
+            self._ready = None
+            if logp.device.type == "cuda":
+                host = torch.empty(logp.shape, dtype=logp.dtype, pin_memory=True)
+                host.copy_(logp, non_blocking=True)
+                self._ready = torch.cuda.Event()
+                self._ready.record()
+                logp = host
+            self._logp = logp                                              # on the host
+
+    def value(self):
+        """The loss as a float (waits for the copy on a GPU)."""
+        if self._ready is not None:
+            self._ready.synchronize()
+        logp = self._logp.numpy().reshape(-1)                            # (N*T,)
+        total = np.cumsum(-logp, dtype=np.float32)[-1]
+        return float(total / np.float32(logp.shape[0]))

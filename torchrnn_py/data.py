@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import torch
 
+from .device import host_to_device
 from .errors import TorchRNNError
 from .fileio import check_input_file
 from .preprocess import SPLITS
@@ -146,6 +147,12 @@ def _h5_message(err):
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _narrow(data):
+    """A split or batch as the contiguous array that crosses to a device: uint8 as it is,
+    wider ids as int32 (token ids fit it; torch has few uint32 kernels)."""
+    return np.ascontiguousarray(data if data.dtype == np.uint8 else data.astype(np.int32))
+
+
 class DataLoader:
     """Minibatches of one HDF5 file's splits, in torch-rnn's order.
 
@@ -190,15 +197,19 @@ class DataLoader:
             self.split_sizes[name] = x.shape[1]
             self.batch_sizes[name] = x.shape[0]
         self.split_idxs = {name: 0 for name in SPLITS}
+        self.copy_to = None                 # the device batches stream to (stream_to)
 
     def next_batch(self, split, rows=None):
         """The next (x, y) of ``split``, each a LongTensor (N, T) of 1-based ids (on the
-        loader's device after :meth:`to`); ``rows`` (a slice) keeps only those streams (a
-        process's share under torchrun)."""
+        loader's device after :meth:`to` or :meth:`stream_to`); ``rows`` (a slice) keeps
+        only those streams (a process's share under torchrun)."""
         idx = self.split_idxs[split]
         rows = slice(None) if rows is None else rows
         x, y = self.x_splits[split][rows, idx], self.y_splits[split][rows, idx]
-        if isinstance(x, np.ndarray):
+        if self.copy_to is not None:               # crosses narrow, without waiting
+            x, y = (host_to_device(torch.from_numpy(_narrow(t)), self.copy_to).long()
+                    for t in (x, y))
+        elif isinstance(x, np.ndarray):
             x, y = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
         else:
             x, y = x.long(), y.long()              # a slice on the device: nothing crosses
@@ -210,17 +221,27 @@ class DataLoader:
         batch is a slice there and no host-to-device copy is made per step; returns self."""
         for splits in (self.x_splits, self.y_splits):
             for name, data in splits.items():
-                data = data if data.dtype == np.uint8 else data.astype(np.int32)
-                splits[name] = torch.from_numpy(np.ascontiguousarray(data)).to(device)
+                splits[name] = torch.from_numpy(_narrow(data)).to(device)
+        self.copy_to = None
+        return self
+
+    def stream_to(self, device):
+        """Keep the splits on the host and hand each batch out on ``device``: it crosses
+        in its stored width (uint8, else int32), from pinned memory on a GPU, queued
+        without the host waiting; returns self."""
+        self.copy_to = device
         return self
 
     def keep_on(self, device):
         """On a GPU, keep the data there when it fits easily (at most a quarter of the free
-        memory and 1 GiB), so that a step copies nothing from the host; elsewhere nothing."""
+        memory and 1 GiB), so that a step copies nothing from the host; else stream each
+        batch to it (:meth:`stream_to`). Elsewhere nothing."""
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if self.nbytes() <= min(free // 4, 2 ** 30):
                 self.to(device)
+            else:
+                self.stream_to(device)
         return self
 
     def nbytes(self):

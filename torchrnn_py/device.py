@@ -79,3 +79,12 @@ def use_precision(model, precision, device, warn):
         return
     apply_cuda_precision(precision)
     model.autocast_dtype = settings["autocast"]
+
+
+def host_to_device(tensor, device):
+    """A host tensor on ``device``. To a GPU it crosses from pinned memory without the host
+    waiting: the copy is queued on the stream, and torch's pinned-memory cache keeps the
+    block until the copy is done. Elsewhere a plain ``.to``."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.func import functional_call
 
+from .device import host_to_device
 from .rng import TorchGenerator
 
 
@@ -331,10 +332,7 @@ class _GRUFunction(torch.autograd.Function):
 def _mask_to_device(keep, x):
     """The bool array ``keep`` as a bool tensor on x's device: one byte per element crosses
     to a GPU (not four), from pinned memory, without waiting for the copy."""
-    mask = torch.from_numpy(keep)
-    if x.device.type == "cuda":
-        return mask.pin_memory().to(x.device, non_blocking=True)
-    return mask.to(x.device)
+    return host_to_device(torch.from_numpy(keep), x.device)
 
 
 @functools.lru_cache(maxsize=None)         # called per layer, per step: computed once

@@ -13,7 +13,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..cmdline import make_printers, require_finite, resolve_keyword_options
-from ..criterion import torch7_loss_value
+from ..criterion import PendingLoss
 from ..data import SPLITS, DataLoader
 from ..device import PRECISION_HELP, choose_device, use_precision
 from ..errors import TorchRNNError
@@ -101,16 +101,22 @@ def _vocabulary_beside(input_h5, given_h5, saved):
 @torch.no_grad()
 def evaluate_split(model, loader, split, device, on_batch=None):
     """Mean loss over every batch of ``split``, in evaluation mode, from zero states
-    (train.lua's validation and eval.lua). Leaves the states reset."""
+    (train.lua's validation and eval.lua). Leaves the states reset. A batch's loss is read
+    once the next batch is queued (on a GPU the host then waits for no whole batch)."""
     model.eval()
     model.reset_states()
     loader.reset(split)
-    total = 0.0
+    total, waiting = 0.0, None
     count = loader.split_sizes[split]
     for j in range(count):
         if on_batch is not None:
             on_batch(j + 1, count)
         x, y = loader.next_batch(split)
-        total += torch7_loss_value(model(x.to(device)), y.to(device))
+        loss = PendingLoss(model(x.to(device)), y.to(device))
+        if waiting is not None:
+            total += waiting.value()
+        waiting = loss
+    if waiting is not None:
+        total += waiting.value()
     model.reset_states()
     return total / count

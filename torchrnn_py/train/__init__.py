@@ -15,13 +15,14 @@ import signal
 import sys
 import threading
 import time
+import typing
 
 import torch
 
 from .. import checkpoint as ckpt
 from .. import distributed
 from ..cmdline import lua_number, make_printers
-from ..criterion import torch7_loss_value
+from ..criterion import PendingLoss
 from ..data import DataLoader
 from ..device import choose_device, use_precision
 from ..errors import TorchRNNError
@@ -100,6 +101,21 @@ def _train(opt, checkpoint, context, device, printers, interrupted, progress=Non
     return run.loop(interrupted, progress)
 
 
+class _Launched(typing.NamedTuple):
+    """A training step queued: its iteration, its :class:`PendingLoss`, and the learning
+    rate it used (the next epoch may change it before the loss is read)."""
+    i: int
+    loss: PendingLoss
+    learning_rate: float
+
+
+def loss_lag(opt, device):
+    """Whether an iteration's loss may be read after the next step is queued: on a GPU,
+    unless a step prints lines of its own (-speed_benchmark, -memory_benchmark), which
+    must follow the previous iteration's line."""
+    return device.type == "cuda" and not (opt.speed_benchmark or opt.memory_benchmark)
+
+
 class _Run:
     """One process's run once set up: ``opt``, the :class:`TrainingState` and where it
     trains; each phase of train.lua's loop is a method."""
@@ -108,6 +124,7 @@ class _Run:
         self.opt, self.state, self.context, self.device = opt, state, context, device
         self.say, self.warn, self.notice = printers
         self.rows = rows                    # this process's rows of the batch, or None
+        self.loss_lag = loss_lag(opt, device)
         self.num_iterations = num_iterations
         self.num_train = state.loader.split_sizes["train"]
         self.net = state.model              # what the forward pass runs (DDP under torchrun)
@@ -153,23 +170,32 @@ class _Run:
                     model=self.state.model)
 
     def loop(self, interrupted, progress):
-        """train.lua's loop, from the iteration after ``state.i`` to the last."""
+        """train.lua's loop, from the iteration after ``state.i`` to the last. With
+        ``loss_lag`` an iteration's loss is read once the next step is queued (a GPU then
+        never idles while the host reads it); its lines come out in the same order."""
         self._prepare()
         self.state.start_clock()
         self.state.model.train()
         watching = interrupted is not None
         if watching and interrupted():              # Ctrl-C while setting up: nothing to save
             raise KeyboardInterrupt
+        waiting = None                              # a launched step not yet finished
         try:
             for i in range(self.state.i + 1, self.num_iterations + 1):
-                self.state.i = i
-                loss = self.step(i)
-                val_loss = written = None
-                if (self.opt.checkpoint_every > 0 and i % self.opt.checkpoint_every == 0) \
-                        or i == self.num_iterations:
-                    val_loss, written = self.validate_and_save(i)
-                self.report(i, loss, val_loss, written, progress)
+                try:
+                    launched = self.launch(i)
+                finally:                            # iteration i-1's lines come first
+                    if waiting is not None:
+                        self.finish(waiting, progress)
+                        waiting = None
+                if self.loss_lag and not self.saves_at(i):
+                    waiting = launched
+                else:
+                    self.finish(launched, progress)
                 if watching and distributed.any_process(self.context, interrupted()):
+                    if waiting is not None:
+                        self.finish(waiting, progress)
+                        waiting = None
                     if i == self.num_iterations:    # finished anyway, final checkpoint written
                         break
                     self.interrupt(i)
@@ -192,23 +218,37 @@ class _Run:
                                    keep_until=self.state.i if opt.resume_from else None)
             self.notice(f"writing CSV log {opt.log_csv}")
 
-    def step(self, i):
-        """Iteration ``i``: the epoch's resets, one training step, its loss checked, kept
-        and printed; returns the loss."""
-        opt = self.opt
+    def saves_at(self, i):
+        """Whether iteration ``i`` validates and writes a checkpoint."""
+        every = self.opt.checkpoint_every
+        return (every > 0 and i % every == 0) or i == self.num_iterations
+
+    def launch(self, i):
+        """Iteration ``i`` up to its loss: the epoch's resets and one training step;
+        returns the :class:`_Launched` step (its loss maybe still on the device)."""
         if i % self.num_train == 0:
             self._new_epoch(i)
-        loss = self._train_step()
+        self.state.i = i
+        return _Launched(i, self._train_step(), self.state.learning_rate)
+
+    def finish(self, step, progress):
+        """The rest of iteration ``step.i``: its loss read, checked, kept and printed; the
+        validation and checkpoint when due; the CSV row and the progress call."""
+        opt, i = self.opt, step.i
+        loss = step.loss.value()
         if not math.isfinite(loss):
             raise TorchRNNError(
                 f"the training loss became {loss} at iteration {i}: training diverged "
                 f"and stopped (no checkpoint of it was written); try a lower "
-                f"-learning_rate (now {self.state.learning_rate:g}) or -grad_clip")
+                f"-learning_rate (now {step.learning_rate:g}) or -grad_clip")
         self.state.train_loss_history.append(loss)
         if opt.print_every > 0 and i % opt.print_every == 0:
             self.say("Epoch %.2f / %d, i = %d / %d, loss = %f"
                      % (i / self.num_train + 1, opt.max_epochs, i, self.num_iterations, loss))
-        return loss
+        val_loss = written = None
+        if self.saves_at(i):
+            val_loss, written = self.validate_and_save(i)
+        self.report(i, loss, step.learning_rate, val_loss, written, progress)
 
     def _new_epoch(self, i):
         """At an epoch's end: forget the recurrent states; every lr_decay_every epochs
@@ -226,8 +266,8 @@ class _Run:
             state.set_learning_rate(learning_rate)
 
     def _train_step(self):
-        """One forward/backward/clamp/Adam step on the next training batch; returns the loss
-        (over the whole batch, all processes' streams)."""
+        """One forward/backward/clamp/Adam step on the next training batch; returns its
+        :class:`PendingLoss` (over the whole batch, all processes' streams)."""
         state, device = self.state, self.device
         x, y = state.loader.next_batch("train", self.rows)              # (N, T) each
         x, y = x.to(device), y.to(device)
@@ -246,7 +286,7 @@ class _Run:
             used = _gpu_memory_used(device) - self.memory_base
             self.say("Using %dMB of memory" % (used / 1024 / 1024))
             state.memory_usage.append(used)
-        loss = torch7_loss_value(scores, y, self.context)
+        loss = PendingLoss(scores, y, self.context)
         clamp_gradients_(state.model.parameters(), self.opt.grad_clip)
         state.optimizer.step()
         return loss
@@ -291,10 +331,9 @@ class _Run:
         self.notice(f"wrote {ckpt.json_twin(path)}")
         return path
 
-    def report(self, i, loss, val_loss, written, progress):
+    def report(self, i, loss, learning_rate, val_loss, written, progress):
         """The CSV row and the progress callback of iteration ``i``."""
         seconds = self.state.seconds()
-        learning_rate = self.state.learning_rate
         if self.csv_log is not None:
             self.csv_log.write(i, i / self.num_train + 1, loss, learning_rate, seconds,
                                val_loss)
