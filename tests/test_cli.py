@@ -79,3 +79,43 @@ def test_the_library_never_imports_the_cli():
         assert f"from ..cli.{stage} import main" in entry.read_text(), stage
         assert cli.resolve({"evaluate": "eval"}.get(stage, stage)) is \
             importlib.import_module(f"torchrnn_py.cli.{stage}").main
+
+
+def test_every_console_script_runs_its_command(monkeypatch, capsys):
+    """What pip's generated script does: import the function setup.cfg names, call it."""
+    for line in cli.console_scripts():
+        script, target = (part.strip() for part in line.split("="))
+        module, function = target.split(":")
+        monkeypatch.setattr(sys, "argv", [script, "-h"])
+        try:
+            status = getattr(importlib.import_module(module), function)()
+        except SystemExit as stop:
+            status = stop.code
+        assert status == 0 and f"sage: {script} " in capsys.readouterr().out, script
+    from torchrnn_py.cli import scripts
+    with pytest.raises(AttributeError):
+        scripts.trian
+
+
+# In a fresh interpreter, Ctrl-C arrives while torch is being imported (simulated by an
+# import hook); then the console script is called as pip's wrapper calls it.
+CTRL_C_DURING_IMPORT = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from torchrnn_py.cli.scripts import {function}
+sys.argv = ["{script}"]
+sys.exit({function}())
+"""
+
+
+@pytest.mark.parametrize("command", ["train", "charrnn-sample"])
+def test_ctrl_c_while_torch_loads_is_one_line(command):
+    script = cli.COMMANDS[command][0]
+    code = CTRL_C_DURING_IMPORT.format(function=cli.script_function(command), script=script)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, f"{script}: interrupted\n", "")

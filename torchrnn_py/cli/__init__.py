@@ -28,8 +28,15 @@ COMMANDS = {
 
 
 def console_scripts():
-    """``["script = module:function", ...]``: the console_scripts that setup.cfg declares."""
-    return [f"{script} = {target}" for script, target in COMMANDS.values()]
+    """``["script = module:function", ...]``: the console_scripts that setup.cfg declares,
+    each a function of torchrnn_py/cli/scripts.py that imports its command when run."""
+    return [f"{script} = torchrnn_py.cli.scripts:{script_function(command)}"
+            for command, (script, _) in COMMANDS.items()]
+
+
+def script_function(command):
+    """The name of ``command``'s function in torchrnn_py/cli/scripts.py."""
+    return command.replace("-", "_")
 
 
 def resolve(command):
@@ -49,4 +56,15 @@ def main(argv=None):
         print(f"torchrnn_py: error: unknown command {argv[0]!r} (one of: "
               f"{', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    return resolve(argv[0])(argv[1:])
+    return run(argv[0], argv[1:])
+
+
+def run(command, argv=None):
+    """Import ``command`` and run it on ``argv`` (None: sys.argv's). Ctrl-C while it
+    imports (torch takes seconds) ends as during the command: one line, exit 130."""
+    try:
+        command_main = resolve(command)
+    except KeyboardInterrupt:
+        print(f"{COMMANDS[command][0]}: interrupted", file=sys.stderr)
+        return 130
+    return command_main(argv)
