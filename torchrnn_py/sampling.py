@@ -411,12 +411,12 @@ class TorchStepper:
         self.scores = torch.empty(K, self.W_out.shape[1], dtype=dtype, device=device)
         self.scores32 = self.scores if dtype == torch.float32 else \
             torch.empty_like(self.scores, dtype=torch.float32)                # (K, V)
-        cuda = device.type == "cuda"
-        self._rows_host = torch.empty(K, dtype=torch.int64, pin_memory=True) if cuda \
-            else self.rows
-        self._scores_host = torch.empty(self.scores32.shape, pin_memory=True) if cuda \
-            else self.scores32
-        self._done = torch.cuda.Event() if cuda else None
+        self._rows_host, self._scores_host, self._done = self.rows, self.scores32, None
+        if device.type == "cuda":               # pinned, for transfers that do not block
+            self._rows_host = torch.empty(K, dtype=torch.int64, pin_memory=True)
+            self._scores_host = torch.empty(self.scores32.shape, dtype=torch.float32,
+                                            pin_memory=True)
+            self._done = torch.cuda.Event()
 
     @torch.no_grad()
     def step(self, ids):
