@@ -18,6 +18,8 @@ One step of the model on the CPU goes through :class:`NumpyStepper`, which does 
 arithmetic of one time step with preallocated numpy buffers: per character, a framework's
 per-call overhead would otherwise dominate a small model, and a large one is bound by
 reading its weights from memory, which numpy's matrix-vector product does at full speed.
+On a GPU, :class:`TorchStepper` does the same step in torch ops, replayed from one captured
+CUDA graph per step when the sample is long.
 """
 import contextlib
 import math
@@ -378,7 +380,8 @@ class TorchStepper:
         zeros = weight.new_zeros(K, H)
         state = rnn.state if rnn.state is not None and rnn.state[0].shape[0] == K else None
         layer = {"H": H, "h": zeros.clone(), "c": None if rnn.gates != 4 else zeros.clone(),
-                 "x": None, "xh": None, "gates": weight.new_empty(K, weight.shape[1])}
+                 "x": None, "xh": None,
+                 "gates": None if rnn.gates == 3 else weight.new_empty(K, weight.shape[1])}
         if state is not None:
             for name, value in zip(("h", "c"), state):
                 layer[name].copy_(value)
