@@ -11,17 +11,22 @@ CPU->GPU; (5) sampling -seed 1 with and without start text and 4 streams, GPU te
 text; (6) char-rnn: charrnn-sample -gpuid 0 gives the fixture bytes, and the fast trainer's
 first 20 losses on the GPU (float32) agree with the CPU's; (7) the training loss read one
 step late prints the lines of reading it at once, and batches streamed from pinned memory
-give the losses of data kept on the GPU; then chars/s of train and sample
-for 2x128, 2x512, 3x680 (and the GRU's training at 2x512). GRU is checked in (1) too.
+give the losses of data kept on the GPU; (8) the sampling stepper's CUDA graph: LSTM, GRU,
+RNN (and batchnorm), 1 and 64 streams, with and without start text, gives the eager
+stepper's scores and the CPU's text, and the graph path really ran; then chars/s of train
+and sample for 2x128, 2x512, 3x680 (and the GRU's training at 2x512, and the 2x512 sampler
+with 64 streams through the CUDA graph and eagerly). GRU is checked in (1) too.
 
     python benchmarks/gpu_check.py            # exit 0 when every check that could run passed
 """
+import contextlib
 import pathlib
 import sys
 import tempfile
 import time
 import warnings
 
+import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -31,6 +36,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_gpu_path import cudnn_fallback_copy, cudnn_weight_buffer, kernel_params  # noqa: E402
 
 from torchrnn_py import device as device_mod, train as train_mod     # noqa: E402
+from torchrnn_py import sampling                                    # noqa: E402
+from torchrnn_py.rng import TorchGenerator                          # noqa: E402
+from torchrnn_py.sampling import TorchStepper                       # noqa: E402
 from torchrnn_py.evaluate import evaluate_split                     # noqa: E402
 from torchrnn_py.checkpoint import load_model                       # noqa: E402
 from torchrnn_py.data import DataLoader                             # noqa: E402
@@ -139,6 +147,81 @@ def sampling_gpu_vs_cpu():
               texts[0] == texts[1])
 
 
+@contextlib.contextmanager
+def torch_stepper(graphs, made):
+    """Sampling through a TorchStepper (CUDA graphs on or off), whatever choose_stepper would
+    pick (numpy for one stream of a small model); each stepper made is appended to ``made``."""
+    real = sampling.choose_stepper
+    sampling.choose_stepper = lambda m, k: made.append(TorchStepper(m, k, graphs)) or made[-1]
+    try:
+        yield
+    finally:
+        sampling.choose_stepper = real
+
+
+def graph_models():
+    """LSTM, GRU and RNN 2x128 (seeded weights, the fixture's vocabulary), and the fixture's
+    LSTM with batch normalisation and dropout."""
+    fixture = load_model(str(GOLDEN / "checkpoints" / "lstm_bn_dropout_cp_159.t7"))
+    models = {kind: LanguageModel(fixture.idx_to_token, kind, 32, 128, 2,
+                                  generator=TorchGenerator(1)).eval()
+              for kind in ("lstm", "gru", "rnn")}
+    models["lstm batchnorm"] = fixture
+    return models
+
+
+def graph_against_eager(model, device, K, start, steps=100):
+    """Max |graph - eager| of a TorchStepper's scores over ``steps`` random steps from the
+    state after ``start``, and the graph stepper's path and capture error."""
+    rng = np.random.default_rng(K)
+    model.reset_states()
+    if start:
+        with torch.no_grad():
+            model(model.encode(start).view(1, -1).expand(K, -1).to(device))
+    eager = TorchStepper(model, K, graphs=False)
+    graph = TorchStepper(model, K, graphs=True)
+    graph.plan(steps)
+    diff = 0.0
+    for _ in range(steps):
+        ids = rng.integers(1, model.vocab_size + 1, K)
+        diff = max(diff, float(np.abs(graph.step(ids) - eager.step(ids)).max()))
+    model.reset_states()
+    return diff, graph.path, graph.capture_error
+
+
+def graph_stepper_checks(device):
+    """(8) The CUDA-graph stepper: the eager stepper's scores, the CPU's text (the numpy
+    stepper), and the graph path ran (``path``); for each model, K = 1 and 64, start text."""
+    for name, model in graph_models().items():
+        for K in (1, 64):
+            for start in ("", "The "):
+                cpu_text = model.cpu().sample(150, start, seed=1, num_samples=K)
+                made = []
+                with torch_stepper(True, made):
+                    text = model.to(device).sample(150, start, seed=1, num_samples=K)
+                diff, path, error = graph_against_eager(model, device, K, start)
+                ran = made[0].path == "graph" and path == "graph"
+                check(f"(8) {name} K={K} start={start!r}: CUDA graph = eager, text = CPU text",
+                      ran and diff <= 1e-6 and text == cpu_text,
+                      f"path {made[0].path}/{path}{' (' + error + ')' if error else ''}, "
+                      f"max diff {diff:.1e}, text {'same' if text == cpu_text else 'DIFFERS'}")
+        model.cpu()
+
+
+def graph_speed(model, K=64, length=300):
+    """Sampling chars/s with ``K`` streams through the TorchStepper, eagerly and through
+    its CUDA graph (the capture's warm-up included), and the path each took."""
+    result = {}
+    for graphs in (False, True):
+        made = []
+        with torch_stepper(graphs, made):
+            model.sample(20, seed=1, num_samples=K)                     # warm the kernels up
+            start = time.perf_counter()
+            model.sample(length, seed=1, num_samples=K)
+            result[graphs] = (K * length / (time.perf_counter() - start), made[-1].path)
+    return result
+
+
 def charrnn_on_the_gpu(tmp):
     """char-rnn's sampler on -gpuid 0 prints the fixture's bytes; its fast trainer on the GPU
     (float32) follows the CPU's fast trainer in float32."""
@@ -230,6 +313,10 @@ def speeds(cuda):
         many = 64 * 200 / (time.perf_counter() - start)
         print(f"speed {layers}x{H}: train {train_cps:,.0f} chars/s; sample {sample_cps:,.0f} "
               f"chars/s (1 stream), {many:,.0f} chars/s (64 streams)", flush=True)
+        if (layers, H) == (2, 512):
+            (eager, _), (graph, path) = graph_speed(model).values()
+            print(f"speed 2x512 sample, 64 streams through the TorchStepper: eager {eager:,.0f} "
+                  f"chars/s, CUDA graph {graph:,.0f} chars/s (path {path})", flush=True)
     gru = LanguageModel(vocab, "gru", 64, 512, 2).to(cuda)
     print(f"speed gru 2x512: train {train_chars_per_second(gru, cuda):,.0f} chars/s",
           flush=True)
@@ -248,6 +335,7 @@ def main():
         charrnn_on_the_gpu(tmp)
         lagged_and_streamed(tmp)
     sampling_gpu_vs_cpu()
+    graph_stepper_checks(cuda)
     speeds(cuda)
     print(f"{len(FAILED)} check(s) failed" if FAILED else "all checks passed", flush=True)
     return 1 if FAILED else 0

@@ -205,6 +205,139 @@ def test_choose_stepper_numpy_on_the_cpu_torch_for_many_streams_off_it():
     assert isinstance(choose_stepper(model, 64), TorchStepper)          # ... many streams
 
 
+# -- the CUDA-graph path of the GPU stepper, driven on the CPU through its capture seam ------
+
+def _gru_bn_model():
+    """A GRU model with batch normalisation (running statistics made up) and v1 dropout,
+    its weights scaled up so that the samples depend on the state (as a trained one's do)."""
+    model = LanguageModel({i: ch for i, ch in enumerate("abcdefgh ", 1)}, "gru", 5, 12, 2,
+                          dropout=0.2, batchnorm=1, generator=TorchGenerator(7)).eval()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for weight in [rnn.weight for rnn in model.rnns] + [model.linear.weight]:
+            weight.mul_(3)
+        for bn in model.batchnorms:
+            bn.running_mean.copy_(0.3 * torch.randn(12, generator=g))
+            bn.running_var.copy_(0.5 + torch.rand(12, generator=g))
+    return model
+
+
+def _model(name):
+    from conftest import GOLDEN
+    from torchrnn_py.checkpoint import load_model
+    if name == "gru_bn":
+        return _gru_bn_model()
+    return load_model(str(GOLDEN / "checkpoints" / f"{name}.t7"))
+
+
+class _Captures:
+    """A stand-in for sampling._capture that records each call (and the states the warm-up
+    left behind) and returns the step itself, as the real one does off CUDA."""
+
+    def __init__(self, stepper_states, error=None):
+        self.calls, self.states, self.error, self.stepper_states = [], [], error, stepper_states
+
+    def __call__(self, fn, device):
+        self.calls.append(fn)
+        self.states.append([t.clone() for t in self.stepper_states()])
+        if self.error is not None:
+            raise self.error
+        return fn
+
+
+def _states(stepper):
+    return [t for layer in stepper.layers for t in (layer["h"], layer["c"]) if t is not None]
+
+
+@pytest.mark.parametrize("name,start,K", [("lstm_bn_dropout_cp_159", "", 1),
+                                          ("lstm_small_cp_159", "the", 3),
+                                          ("rnn_small_cp_159", "", 2),
+                                          ("rnn_small_cp_159", "To", 1),
+                                          ("gru_bn", "bad", 2)])
+def test_graph_path_on_the_cpu_gives_the_numpy_steppers_samples(name, start, K, monkeypatch):
+    """The capture path (static buffers, warm-up, states put back, the replay) samples
+    exactly the numpy stepper's text, and sample_ids tells it how many steps it takes."""
+    import torchrnn_py.sampling as sampling
+    model = _model(name)
+    length = sampling.GRAPH_MIN_STEPS + len(start) + 20
+
+    def texts():
+        ids = list(sample_ids(model, length, start, True, 1.0, TorchGenerator(3), K))
+        return [model.decode(row) for row in np.stack(ids, 1)]
+
+    expected = texts()                                   # the numpy stepper (CPU model)
+    made = []
+    monkeypatch.setattr(sampling, "choose_stepper",
+                        lambda m, k: made.append(TorchStepper(m, k, graphs=True)) or made[-1])
+    monkeypatch.setattr(sampling, "_capture", _Captures(lambda: _states(made[-1])))
+    assert texts() == expected
+    stepper = made[0]
+    assert stepper.path == "graph" and len(sampling._capture.calls) == 1
+    assert stepper.steps_run == stepper.planned == length - len(start) - 1
+
+
+def test_graph_warm_up_really_runs_and_the_states_are_put_back(monkeypatch):
+    """The warm-up before a capture advances h and c (after a start text); they are put
+    back, so every replayed step gives the eager stepper's scores bit for bit."""
+    import torchrnn_py.sampling as sampling
+    model = _model("lstm_small_cp_159")
+    model.reset_states()
+    with torch.no_grad():
+        model(torch.tensor([[3, 9, 4], [1, 2, 3]]))     # remembered states, K = 2
+    eager = TorchStepper(model, 2, graphs=False)
+    graph = TorchStepper(model, 2, graphs=True)
+    before = [t.clone() for t in _states(graph)]
+    monkeypatch.setattr(sampling, "_capture", _Captures(lambda: _states(graph)))
+    graph.plan(sampling.GRAPH_MIN_STEPS)
+    for ids in ([5, 5], [9, 1], [40, 2], [7, 7]):
+        ids = np.array(ids, dtype=np.int64)
+        assert np.array_equal(graph.step(ids), eager.step(ids))
+    model.reset_states()
+    (at_capture,) = sampling._capture.states
+    assert len(at_capture) == 4                                       # h, c of two layers
+    assert all(not torch.equal(a, b) for a, b in zip(at_capture, before))
+    assert graph.path == "graph" and eager.path == "eager"
+
+
+def test_a_failed_capture_stays_eager_with_the_same_results(monkeypatch):
+    import torchrnn_py.sampling as sampling
+    model = _gru_bn_model()
+    eager = TorchStepper(model, 3, graphs=False)
+    graph = TorchStepper(model, 3, graphs=True)
+    failing = _Captures(lambda: _states(graph), RuntimeError("CUDA graphs are not supported"))
+    monkeypatch.setattr(sampling, "_capture", failing)
+    graph.plan(100)
+    rng = np.random.default_rng(1)
+    for _ in range(12):
+        ids = rng.integers(1, model.vocab_size + 1, 3)
+        assert np.array_equal(graph.step(ids), eager.step(ids))   # the warm-up was undone
+    assert graph.path == "eager" and "not supported" in graph.capture_error
+    assert len(failing.calls) == 1                                 # tried once, not per step
+
+
+def test_graph_capture_rule(monkeypatch):
+    """Captured when the planned steps reach GRAPH_MIN_STEPS, or when unplanned once that
+    many have run; never for fewer, and never by default off CUDA."""
+    import torchrnn_py.sampling as sampling
+    model = LanguageModel({i: ch for i, ch in enumerate("abc", 1)}, rnn_size=4, wordvec_size=3)
+    N = sampling.GRAPH_MIN_STEPS
+    ids = np.array([1, 2], dtype=np.int64)
+    for graphs, planned, capture_at in ((True, N, 0), (True, N - 1, None), (True, None, N),
+                                        (None, N, None), (False, N, None)):
+        stepper = TorchStepper(model, 2, graphs=graphs)
+        calls = _Captures(lambda: _states(stepper))
+        monkeypatch.setattr(sampling, "_capture", calls)
+        if planned is not None:
+            stepper.plan(planned)
+        at = []
+        for n in range(N + 2):
+            stepper.step(ids)
+            at += [n] * len(calls.calls)
+            calls.calls.clear()
+        assert at == ([] if capture_at is None else [capture_at]), (graphs, planned)
+        assert stepper.path == ("eager" if capture_at is None else "graph")
+
+
 def _natives_case(native, natives, world=1, dropout=True):
     from torchrnn_py.distributed import Context
     from torchrnn_py.training_state import restore_native as _restore_native

@@ -18,7 +18,10 @@ One step of the model on the CPU goes through :class:`NumpyStepper`, which does 
 arithmetic of one time step with preallocated numpy buffers: per character, a framework's
 per-call overhead would otherwise dominate a small model, and a large one is bound by
 reading its weights from memory, which numpy's matrix-vector product does at full speed.
+On a GPU, :class:`TorchStepper` does the same step in torch ops, replayed from one captured
+CUDA graph per step when the sample is long.
 """
+import contextlib
 import math
 
 import numpy as np
@@ -70,6 +73,8 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
             scores = np.ones((K, model.vocab_size), dtype=np.float32)     # uniform start
             produced = 0
         stepper = choose_stepper(model, K)
+        if isinstance(stepper, TorchStepper):
+            stepper.plan(length - produced - 1)       # a CUDA graph pays off for long runs
         while produced < length:
             if sample:
                 try:
@@ -323,19 +328,40 @@ def choose_stepper(model, num_streams):
     return TorchStepper(model, num_streams)
 
 
+# A TorchStepper on CUDA captures its step as a CUDA graph when it will run at least this
+# many steps (as told by plan(), or, when not told, once it has run this many). A guess
+# until measured on a GPU: capture costs GRAPH_WARMUP_STEPS eager steps plus the capture.
+GRAPH_MIN_STEPS = 64
+GRAPH_WARMUP_STEPS = 3      # eager steps on a side stream before capture (PyTorch's pattern)
+
+
 class TorchStepper:
     """:class:`NumpyStepper`'s time step in torch ops on the model's device (a GPU): the
     weights are laid out once (the first layer's ``E Wx + b`` as a table, ``[x, h]`` times
     torch-rnn's ``weight``), one small transfer in and one out per step. ``num_streams``:
-    K, or None to take it from the first step's ids."""
+    K, or None to take it from the first step's ids.
 
-    def __init__(self, model, num_streams=None):
+    The step reads and writes static buffers only (:meth:`_run`), so that on CUDA it is
+    captured once as a CUDA graph and replayed per step (see GRAPH_MIN_STEPS). ``graphs``:
+    None for "on CUDA", True to take the capture path on any device (elsewhere it replays
+    the step itself), False for never. ``path`` says which ran ("eager" or "graph"),
+    ``capture_error`` why a capture failed (the stepper then stays eager, same results).
+    """
+
+    def __init__(self, model, num_streams=None, graphs=None):
         self.lstm = model.model_type == "lstm"
         self.gru = model.model_type == "gru"
         self.device = next(model.parameters()).device
         self.model, self.layers = model, None
+        self.graphs = self.device.type == "cuda" if graphs is None else bool(graphs)
+        self.path, self.capture_error = "eager", None
+        self.planned, self.steps_run, self._replay = None, 0, None
         if num_streams is not None:
             self._lay_out(model, num_streams)
+
+    def plan(self, steps):
+        """The caller will take ``steps`` more steps (a graph pays off only for long runs)."""
+        self.planned = self.steps_run + int(steps)
 
     def _lay_out(self, model, K):
         with torch.no_grad():
@@ -344,20 +370,30 @@ class TorchStepper:
                            for index, rnn in enumerate(model.rnns)]
             self.W_out = model.linear.weight.detach().t().contiguous()      # (H, V)
             self.b_out = model.linear.bias.detach()                         # (V,)
+            self._buffers(K)
 
     def _layer(self, model, index, rnn, embedding, K):
-        """Weights and state of one recurrent layer: a dict of (K, H) and weight tensors."""
+        """Weights, state (K, H) and static buffers of one recurrent layer, as a dict; a
+        layer above the first has an input buffer ``x`` (K, D) that the one below writes."""
         D, H = rnn.input_dim, rnn.hidden_dim
         weight, bias = rnn.weight.detach(), rnn.bias.detach()              # (D+H, G), (G,)
         zeros = weight.new_zeros(K, H)
         state = rnn.state if rnn.state is not None and rnn.state[0].shape[0] == K else None
-        layer = {"H": H, "h": zeros.clone() if state is None else state[0].clone(),
-                 "c": None if rnn.gates != 4 else
-                 (zeros.clone() if state is None else state[1].clone())}
+        layer = {"H": H, "h": zeros.clone(), "c": None if rnn.gates != 4 else zeros.clone(),
+                 "x": None, "xh": None,
+                 "gates": None if rnn.gates == 3 else weight.new_empty(K, weight.shape[1])}
+        if state is not None:
+            for name, value in zip(("h", "c"), state):
+                layer[name].copy_(value)
         if index == 0:
             layer.update(table=embedding @ weight[:D] + bias, W=weight[D:].contiguous(), b=None)
         else:
             layer.update(table=None, W=weight.contiguous(), b=bias)
+            if rnn.gates == 3:
+                layer["x"] = weight.new_zeros(K, D)                          # (K, D)
+            else:
+                layer["xh"] = weight.new_zeros(K, D + H)                     # [x, h] (K, D+H)
+                layer["x"] = layer["xh"][:, :D]
         if rnn.gates == 3:        # GRU: z | r from h (and x), the candidate from r h (and x)
             layer.update(W=weight[D:, :2 * H].contiguous(), Wc=weight[D:, 2 * H:].contiguous(),
                          Wx=None if index == 0 else weight[:D].contiguous())
@@ -366,53 +402,145 @@ class TorchStepper:
         layer["shift"] = None if shift is None else torch.from_numpy(shift).to(self.device)
         return layer
 
+    def _buffers(self, K):
+        """The static rows (K,), each layer's output (the next one's x, or the last one's
+        h or affine output), the scores (K, V) in float32, and on CUDA pinned host copies."""
+        device, dtype = self.device, self.W_out.dtype
+        self.rows = torch.zeros(K, dtype=torch.int64, device=device)          # (K,)
+        for layer, following in zip(self.layers, self.layers[1:]):
+            layer["out"] = following["x"]
+        last = self.layers[-1]
+        last["out"] = last["h"] if last["scale"] is None else torch.empty_like(last["h"])
+        self.scores = torch.empty(K, self.W_out.shape[1], dtype=dtype, device=device)
+        self.scores32 = self.scores if dtype == torch.float32 else \
+            torch.empty_like(self.scores, dtype=torch.float32)                # (K, V)
+        self._rows_host, self._scores_host, self._done = self.rows, self.scores32, None
+        if device.type == "cuda":               # pinned, for transfers that do not block
+            self._rows_host = torch.empty(K, dtype=torch.int64, pin_memory=True)
+            self._scores_host = torch.empty(self.scores32.shape, dtype=torch.float32,
+                                            pin_memory=True)
+            self._done = torch.cuda.Event()
+
     @torch.no_grad()
     def step(self, ids):
-        """ids (K,) 1-based -> scores (K, V) as a numpy array."""
+        """ids (K,) 1-based -> scores (K, V) as a float32 numpy array of its own."""
         if self.layers is None:
             self._lay_out(self.model, ids.shape[0])
-        rows = torch.from_numpy(to_index(ids)).to(self.device, non_blocking=True)  # (K,)
-        out = None
+        if self._replay is None and self._wants_graph():
+            self._make_graph()
+        self._rows_host.copy_(torch.from_numpy(to_index(ids)))
+        if self._rows_host is not self.rows:
+            self.rows.copy_(self._rows_host, non_blocking=True)
+        (self._run if self._replay is None else self._replay)()
+        if self._scores_host is not self.scores32:
+            self._scores_host.copy_(self.scores32, non_blocking=True)
+            self._done.record(torch.cuda.current_stream(self.device))
+            self._done.synchronize()
+        self.steps_run += 1
+        return self._scores_host.numpy().copy()                              # (K, V)
+
+    def _run(self):
+        """One step on the static buffers only: rows (K,) -> every layer's h (and c) in
+        place -> scores (K, V); no host sync and nothing kept, so CUDA can capture it."""
         for layer in self.layers:
-            H = layer["H"]
             if self.gru:
-                layer["h"] = h = _torch_gru_step(layer, rows, out)
-                out = h if layer["scale"] is None else h * layer["scale"] + layer["shift"]
-                continue
-            if layer["table"] is not None:
-                gates = layer["h"] @ layer["W"]                              # (K, G)
-                gates += layer["table"][rows]
+                _torch_gru_step(layer, self.rows)
             else:
-                gates = torch.cat([out, layer["h"]], 1) @ layer["W"]
-                gates += layer["b"]
-            if self.lstm:
-                ifo = torch.sigmoid(gates[:, :3 * H])
-                g = torch.tanh(gates[:, 3 * H:])
-                c = layer["c"]
-                c *= ifo[:, H:2 * H]
-                c += ifo[:, :H] * g                                          # c = f c + i g
-                h = torch.tanh(c)
-                h *= ifo[:, 2 * H:]                                          # h = o tanh(c)
-            else:
-                h = torch.tanh(gates)
-            layer["h"] = h
-            out = h if layer["scale"] is None else h * layer["scale"] + layer["shift"]
-        scores = out @ self.W_out
-        scores += self.b_out
-        return scores.float().cpu().numpy()                                  # (K, V)
+                self._lstm_rnn_step(layer)
+            h, out = layer["h"], layer["out"]
+            if layer["scale"] is not None:                         # batchnorm, v1 dropout
+                torch.mul(h, layer["scale"], out=out)
+                out += layer["shift"]
+            elif out is not h:
+                out.copy_(h)                                       # the next layer's x
+        torch.matmul(self.layers[-1]["out"], self.W_out, out=self.scores)
+        self.scores += self.b_out
+        if self.scores32 is not self.scores:
+            self.scores32.copy_(self.scores)
+
+    def _lstm_rnn_step(self, layer):
+        """One LSTM or vanilla RNN step of a layer, its h (and c) written in place."""
+        H, h, gates = layer["H"], layer["h"], layer["gates"]
+        if layer["table"] is not None:
+            torch.matmul(h, layer["W"], out=gates)                           # (K, G)
+            gates += layer["table"][self.rows]
+        else:
+            layer["xh"][:, layer["x"].shape[1]:].copy_(h)                    # [x, h]
+            torch.matmul(layer["xh"], layer["W"], out=gates)
+            gates += layer["b"]
+        if self.lstm:
+            ifo = torch.sigmoid(gates[:, :3 * H])
+            g = torch.tanh(gates[:, 3 * H:])
+            c = layer["c"]
+            c *= ifo[:, H:2 * H]
+            c += ifo[:, :H] * g                                              # c = f c + i g
+            torch.tanh(c, out=h)
+            h *= ifo[:, 2 * H:]                                              # h = o tanh(c)
+        else:
+            torch.tanh(gates, out=h)
+
+    def _wants_graph(self):
+        """Capture when graphs are on, not tried yet, and the steps ahead (as planned, or
+        when not told, as many as have already run) reach GRAPH_MIN_STEPS."""
+        if not self.graphs or self.capture_error is not None:
+            return False
+        ahead = self.steps_run if self.planned is None else self.planned - self.steps_run
+        return ahead >= GRAPH_MIN_STEPS
+
+    def _make_graph(self):
+        """Warm up on a side stream, capture :meth:`_run` through :func:`_capture`, then put
+        back the states the warm-up advanced; on a RuntimeError stay eager and say why."""
+        states = [t for layer in self.layers for t in (layer["h"], layer["c"]) if t is not None]
+        saved = [t.clone() for t in states]
+        try:
+            with _side_stream(self.device):
+                for _ in range(GRAPH_WARMUP_STEPS):
+                    self._run()
+            self._replay = _capture(self._run, self.device)
+            self.path = "graph"
+        except RuntimeError as error:
+            self.capture_error = f"{type(error).__name__}: {error}"
+        finally:
+            for state, before in zip(states, saved):
+                state.copy_(before)
 
 
-def _torch_gru_step(layer, rows, x):
-    """One GRU step of a :class:`TorchStepper` layer: the new h (K, H) from rows (K,) (the
-    first layer) or the layer below's output x (K, D)."""
+@contextlib.contextmanager
+def _side_stream(device):
+    """On CUDA, run the block on a fresh stream ordered after the current one and before
+    what follows (the warm-up before a capture); elsewhere, just run it."""
+    if device.type != "cuda":
+        yield
+        return
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        yield
+    torch.cuda.current_stream(device).wait_stream(stream)
+
+
+def _capture(fn, device):
+    """``fn`` (static buffers only) recorded once as a CUDA graph; returns its replay. On
+    any other device, ``fn`` itself: the seam through which a CPU test drives this path."""
+    if device.type != "cuda":
+        return fn
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.device(device), torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def _torch_gru_step(layer, rows):
+    """One GRU step of a :class:`TorchStepper` layer, h (K, H) written in place, from rows
+    (K,) (the first layer) or the input buffer x (K, D) that the layer below wrote."""
     # products, then in-place sums (addmm with a strided input can be far slower on CPUs)
     H, h = layer["H"], layer["h"]
     if layer["table"] is not None:
         inp = layer["table"][rows]                                         # (K, 3H)
     else:
-        inp = x @ layer["Wx"]
+        inp = layer["x"] @ layer["Wx"]
         inp += layer["b"]
     zr = (h @ layer["W"]).add_(inp[:, :2 * H]).sigmoid_()                  # z | r
     z = zr[:, :H]
     c = ((zr[:, H:] * h) @ layer["Wc"]).add_(inp[:, 2 * H:]).tanh_()
-    return torch.addcmul(h, z, h, value=-1).addcmul_(z, c)                 # h - z h + z c
+    h.addcmul_(z, h, value=-1).addcmul_(z, c)                              # h - z h + z c
