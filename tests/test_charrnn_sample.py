@@ -63,6 +63,23 @@ def test_every_fixture_sample_is_byte_identical(name, case, capsysbinary):
     assert out == fixture(f"{name}.{case}.txt")
 
 
+@pytest.mark.parametrize("case", ["default", "prime_The"])
+def test_the_gpu_steppers_graph_path_gives_the_fixture_bytes(case, capsysbinary, monkeypatch):
+    """The TorchStepper a GPU run takes, on its CUDA-graph path (driven on the CPU), told
+    how many steps come: char-rnn's bytes, and it ran exactly the steps it was told."""
+    from torchrnn_py import sampling
+    from torchrnn_py.charrnn import sampling as charrnn_sampling
+    made = []
+
+    def graph_stepper(model, num_streams):
+        made.append(sampling.TorchStepper(model, num_streams, graphs=True))
+        return made[-1]
+    monkeypatch.setattr(charrnn_sampling, "choose_stepper", graph_stepper)
+    status, out, err = run([LSTM] + QUIET + CASES[case], capsysbinary)
+    assert (status, err, out) == (0, "", fixture(f"lstm_2x64.{case}.txt"))
+    assert made[0].path == "graph" and made[0].steps_run == made[0].planned == 299
+
+
 @pytest.mark.parametrize("case, flags", [("verbose", []),
                                          ("verbose_prime_The", ["-primetext", "The "])])
 def test_verbose_output_is_identical(case, flags, capsysbinary):

@@ -299,6 +299,9 @@ class _ForwardStepper:
     def __init__(self, model, num_streams):
         self.model = model
 
+    def plan(self, steps):
+        pass
+
     def step(self, ids):
         with torch.no_grad():
             return self.model(torch.from_numpy(ids).view(-1, 1))[:, -1].numpy()

@@ -73,8 +73,7 @@ def sample_ids(model, length, start_text="", sample=True, temperature=1.0, gener
             scores = np.ones((K, model.vocab_size), dtype=np.float32)     # uniform start
             produced = 0
         stepper = choose_stepper(model, K)
-        if isinstance(stepper, TorchStepper):
-            stepper.plan(length - produced - 1)       # a CUDA graph pays off for long runs
+        stepper.plan(length - produced - 1)
         while produced < length:
             if sample:
                 try:
@@ -179,6 +178,10 @@ class NumpyStepper:
         self.W_out = np.ascontiguousarray(as_np(model.linear.weight).T)      # (H, V)
         self.b_out = as_np(model.linear.bias)                                # (V,)
         self.scores = np.empty((K, self.b_out.shape[0]), dtype=self.b_out.dtype)
+
+    def plan(self, steps):
+        """The caller will take ``steps`` more steps: nothing to prepare (see
+        :meth:`TorchStepper.plan`)."""
 
     def step(self, ids):
         """ids (K,) 1-based -> scores (K, V) (a buffer reused by the next step)."""
@@ -360,7 +363,8 @@ class TorchStepper:
             self._lay_out(model, num_streams)
 
     def plan(self, steps):
-        """The caller will take ``steps`` more steps (a graph pays off only for long runs)."""
+        """The caller will take ``steps`` more steps: a CUDA graph pays off only for long
+        runs (GRAPH_MIN_STEPS)."""
         self.planned = self.steps_run + int(steps)
 
     def _lay_out(self, model, K):

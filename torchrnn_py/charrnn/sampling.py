@@ -118,6 +118,7 @@ def sample_ids(model, length, primetext=b"", sample=True, temperature=1.0, gener
         else:
             prediction = np.full(model.vocab_size, 1.0) / model.vocab_size  # probabilities
         stepper = choose_stepper(model, 1)
+        stepper.plan(length - 1)
         work, probs32 = np.empty(model.vocab_size), np.empty(model.vocab_size, np.float32)
         for position in range(length):
             if position and not sample:
