@@ -39,7 +39,7 @@ class PendingLoss:
                 host = torch.empty(logp.shape, dtype=logp.dtype, pin_memory=True)
                 host.copy_(logp, non_blocking=True)
                 self._ready = torch.cuda.Event()
-                self._ready.record()
+                self._ready.record(torch.cuda.current_stream(logp.device))  # the copy's
                 logp = host
             self._logp = logp                                              # on the host
 

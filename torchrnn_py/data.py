@@ -206,13 +206,13 @@ class DataLoader:
         idx = self.split_idxs[split]
         rows = slice(None) if rows is None else rows
         x, y = self.x_splits[split][rows, idx], self.y_splits[split][rows, idx]
-        if self.copy_to is not None:               # crosses narrow, without waiting
+        if not isinstance(x, np.ndarray):
+            x, y = x.long(), y.long()              # a slice on the device: nothing crosses
+        elif self.copy_to is not None:             # crosses narrow, without waiting
             x, y = (host_to_device(torch.from_numpy(_narrow(t)), self.copy_to).long()
                     for t in (x, y))
-        elif isinstance(x, np.ndarray):
-            x, y = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
         else:
-            x, y = x.long(), y.long()              # a slice on the device: nothing crosses
+            x, y = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
         self.split_idxs[split] = (idx + 1) % self.split_sizes[split]
         return x, y
 

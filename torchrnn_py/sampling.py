@@ -518,9 +518,11 @@ def _side_stream(device):
         return
     stream = torch.cuda.Stream(device)
     stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        yield
-    torch.cuda.current_stream(device).wait_stream(stream)
+    try:
+        with torch.cuda.stream(stream):
+            yield
+    finally:                                # also after a failed warm-up: then the states
+        torch.cuda.current_stream(device).wait_stream(stream)       # are put back after it
 
 
 def _capture(fn, device):
@@ -529,7 +531,11 @@ def _capture(fn, device):
     if device.type != "cuda":
         return fn
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.device(device), torch.cuda.graph(graph):
+    # a capture stream of this device (torch's default one is made once, on the device
+    # current then); the outer stream context restores the current stream even when the
+    # capture fails and torch's graph context does not
+    with torch.cuda.device(device), torch.cuda.stream(torch.cuda.current_stream(device)), \
+            torch.cuda.graph(graph, stream=torch.cuda.Stream(device)):
         fn()
     return graph.replay
 
