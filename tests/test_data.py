@@ -195,6 +195,7 @@ def test_data_kept_on_a_device_gives_the_same_batches(tmp_path, splits, wide):
     host = DataLoader(path, 7, 13)
     device = DataLoader(path, 7, 13).to(torch.device("cpu"))
     streamed = DataLoader(path, 7, 13).stream_to(torch.device("cpu"))
+    both = DataLoader(path, 7, 13).to(torch.device("cpu")).stream_to(torch.device("cpu"))
     assert isinstance(device.x_splits["train"], torch.Tensor)
     assert device.x_splits["train"].dtype == (torch.int32 if wide else torch.uint8)
     assert isinstance(streamed.x_splits["train"], np.ndarray)          # stays on the host
@@ -202,7 +203,8 @@ def test_data_kept_on_a_device_gives_the_same_batches(tmp_path, splits, wide):
     for split, rows in (("train", None), ("train", slice(2, 5)), ("val", None)):
         for _ in range(host.split_sizes[split] + 2):          # past the end: cycles
             (hx, hy) = host.next_batch(split, rows)
-            for dx, dy in (device.next_batch(split, rows), streamed.next_batch(split, rows)):
+            for dx, dy in (device.next_batch(split, rows), streamed.next_batch(split, rows),
+                           both.next_batch(split, rows)):
                 assert dx.dtype == torch.int64 and torch.equal(hx, dx) and torch.equal(hy, dy)
 
 
