@@ -434,3 +434,21 @@ def test_decode_streams_from_a_pipe_but_refuses_a_device(tmp_path):
         b2u.decode_file("/dev/zero", str(tmp_path / "z.bin"), mode="offset")
     with pytest.raises(TorchRNNError, match="found a FIFO"):      # encoding reads it twice
         b2u.encode_file(str(fifo), str(tmp_path / "again.txt"))
+
+
+# Linux's /proc/self/mem is a regular file whose first read fails (EIO: address 0 is not
+# mapped): a real input that cannot be read
+UNREADABLE = "/proc/self/mem"
+
+
+@pytest.mark.parametrize("command, flags", [(b2u_cli.main_encode, []),
+                                            (b2u_cli.main_encode, ["--mode", "offset"]),
+                                            (b2u_cli.main_decode, ["--mode", "offset"])])
+def test_a_read_error_names_the_input_and_keeps_the_output(command, flags, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.write_bytes(b"kept")
+    assert command([UNREADABLE, str(out)] + flags) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"error: {UNREADABLE}: cannot read input file: Input/output error\n")
+    assert err.count("\n") == 1 and out.read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]      # no temp file left

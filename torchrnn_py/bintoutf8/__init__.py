@@ -26,6 +26,7 @@ bounded whatever the file size; bcl encoding reads the input twice (table, then 
 The command lines (``bintoutf8``, ``utf8tobin``) are in torchrnn_py/cli/bintoutf8.py.
 """
 import codecs
+import itertools
 import os
 from typing import NamedTuple, Optional
 
@@ -34,7 +35,7 @@ import numpy as np
 from ..cmdline import UsageError
 from ..errors import TorchRNNError
 from ..fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
-                     check_output_path, utf8_error)
+                     check_output_path, read_input_chunks, utf8_error)
 
 MODES = ("bcl", "offset")
 OFFSET_BASE = 0x3900
@@ -325,21 +326,12 @@ def _check_chunk_size(chunk_size):
         raise TorchRNNError(f"chunk size must be a positive integer, found {chunk_size!r}")
 
 
-def _read_chunks(path, chunk_size):
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(chunk_size)
-            if not chunk:
-                return
-            yield chunk
-
-
 def build_table_from_file(path, chunk_size=CHUNK_SIZE):
     """The BCL table for a file, read in chunks (stops early once all 256 values are seen)."""
     check_input_file(path)
     _check_chunk_size(chunk_size)
     builder = TableBuilder()
-    for chunk in _read_chunks(path, chunk_size):
+    for chunk in read_input_chunks(path, chunk_size):
         builder.feed(chunk)
         if builder.complete:
             break
@@ -380,7 +372,7 @@ def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
     bytes_in = text_bytes = 0
     with atomic_outputs() as files:                     # text and table appear together
         out = files.open(out_path, "wb", "text output")
-        for chunk in _read_chunks(in_path, chunk_size):
+        for chunk in read_input_chunks(in_path, chunk_size):
             encoded = _encode_chunk(codepoints, chunk).encode("utf-8")
             out.write(encoded)
             bytes_in += len(chunk)
@@ -416,19 +408,16 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
     decoder = TextDecoder(mode, table, policy, source=in_path)
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0
-    with atomic_output(out_path, "wb") as out, open(in_path, "rb") as f:
-        while True:
-            chunk = f.read(chunk_size)
+    with atomic_output(out_path, "wb") as out:
+        for chunk in itertools.chain(read_input_chunks(in_path, chunk_size), [b""]):
             pending = len(utf8.getstate()[0])
             try:
-                text = utf8.decode(chunk, final=not chunk)
+                text = utf8.decode(chunk, final=not chunk)              # b"": the end
             except UnicodeDecodeError as err:
                 raise utf8_error(err, in_path, offset - pending + err.start) from None
             offset += len(chunk)
             if text:
                 out.write(decoder.decode(text))
-            if not chunk:
-                break
     return decoder.unknown
 
 

@@ -10,7 +10,7 @@ files); every name below is re-exported here, so ``from torchrnn_py.fileio impor
 way in.
 """
 from .inputs import (check_file_name, check_input_file, describe_os_error, file_kind,
-                     parse_json, read_input_bytes, utf8_error)
+                     parse_json, read_input_bytes, read_input_chunks, utf8_error)
 from .outputs import (OutputGroup, atomic_output, atomic_outputs, atomic_path, check_distinct,
                       check_output_path)
 from .temps import ABANDONED_TEMP_SECONDS, STALE_TEMP_SECONDS, _temp_pattern, remove_stale_temps

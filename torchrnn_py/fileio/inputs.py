@@ -69,6 +69,20 @@ def read_input_bytes(path, what="input file"):
         raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
 
 
+def read_input_chunks(path, chunk_size, what="input file"):
+    """Yield ``path``'s bytes in chunks of ``chunk_size``; an OSError while opening or
+    reading is one error naming ``path`` (not the output being written meanwhile)."""
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+    except OSError as err:
+        raise TorchRNNError(f"{path}: cannot read {what}: {err.strerror or err}") from None
+
+
 class _DuplicateKey(Exception):
     pass
 
