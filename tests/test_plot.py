@@ -150,6 +150,28 @@ def test_output_never_overwrites_an_input(tmp_path, capsys):
     assert path.read_bytes() == (LEGACY / "placenames_checkpoint_8450.json").read_bytes()
 
 
+def test_library_calls_never_overwrite_an_input_either(tmp_path):
+    """plot_losses / plot_spectrograms make the command's checks themselves."""
+    path = tmp_path / "cp.json"
+    original = (LEGACY / "placenames_checkpoint_8450.json").read_bytes()
+    path.write_bytes(original)
+    with pytest.raises(plot.TorchRNNError, match="overwrite"):
+        plot.plot_losses([str(path)], str(path))
+    wav = tmp_path / "a.wav"
+    wavfile.write(wav, 8000, (np.arange(8000) % 200).astype(np.uint8))
+    with pytest.raises(plot.TorchRNNError, match="overwrite"):
+        plot.plot_spectrograms([str(wav)], str(wav))
+    assert path.read_bytes() == original and wav.stat().st_size > 8000
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(plot.TorchRNNError, match="max_seconds must be a finite number"):
+            plot.plot_spectrograms([str(wav)], str(tmp_path / "s.png"), max_seconds=bad)
+    with pytest.raises(plot.TorchRNNError, match="2 labels for 1 WAV files"):
+        plot.plot_spectrograms([str(wav)], str(tmp_path / "s.png"), labels=["a", "b"])
+    with pytest.raises(plot.TorchRNNError, match="no input files"):
+        plot.plot_losses([], str(tmp_path / "c.png"))
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "c.png").exists()
+
+
 def _tick_texts(fig):
     fig.canvas.draw()
     ax = fig.axes[0]

@@ -3,7 +3,6 @@ import argparse
 import math
 
 from ..cmdline import ArgumentParser, run_main
-from ..fileio import check_distinct
 from ..plot import PROG, UNITS, plot_losses, plot_spectrograms
 
 
@@ -39,8 +38,6 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
-    check_distinct(**{f"input_{n + 1}": path for n, path in enumerate(args.inputs)},
-                   output_picture=args.output)
     if args.spectrogram:
         plot_spectrograms(args.inputs, args.output, max_seconds=args.seconds)
     else:

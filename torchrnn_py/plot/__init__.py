@@ -21,7 +21,7 @@ import numpy as np
 from ..bintoutf8 import BCL_ALPHABET, OFFSET_BASE
 from ..checkpoint import load_model, read_checkpoint_json
 from ..errors import TorchRNNError
-from ..fileio import atomic_path, check_input_file
+from ..fileio import atomic_path, check_distinct, check_input_file
 from ..vocab import read_vocab
 
 PROG = "torchrnn-plot"
@@ -133,8 +133,17 @@ def summarise(x, y, max_points=MAX_DRAWN):
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 
+def _check_files(paths, out_png):
+    """Some inputs, none of them the PNG (it would be replaced before being read)."""
+    if not paths:
+        raise TorchRNNError("no input files to plot")
+    check_distinct(**{f"input_{n + 1}": path for n, path in enumerate(paths)},
+                   output_picture=out_png)
+
+
 def plot_losses(paths, out_png, title=None, log_y=False, unit="auto"):
     """Draw the loss curves of ``paths`` (checkpoint JSONs or -log_csv files) into a PNG."""
+    _check_files(paths, out_png)
     plt = _pyplot()
     fig = loss_figure(paths, title=title, log_y=log_y, unit=unit)
     _save(fig, out_png)
@@ -189,6 +198,11 @@ def plot_spectrograms(wav_paths, out_png, labels=None, max_seconds=None):
     from scipy.signal import spectrogram
 
     from ..audio import read_wav
+    _check_files(wav_paths, out_png)
+    if max_seconds is not None and not 0 < max_seconds < math.inf:
+        raise TorchRNNError(f"max_seconds must be a finite number above 0, got {max_seconds}")
+    if labels is not None and len(labels) != len(wav_paths):
+        raise TorchRNNError(f"{len(labels)} labels for {len(wav_paths)} WAV files")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(wav_paths), figsize=(6 * len(wav_paths), 4), dpi=110,
                              squeeze=False)
