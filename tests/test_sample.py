@@ -164,6 +164,41 @@ def test_num_samples_to_stdout(capsys):
                           for k, text in enumerate(expected, start=1))
 
 
+def test_many_samples_to_stdout_need_one_temporary_file(capsys):
+    """1,200 samples with 200 file descriptors allowed: samples 2..K share one spool (a
+    file each ran out of descriptors near the limit), and come out whole and in order,
+    across several flushes (FLUSH_EVERY lowered to 7 tokens)."""
+    K, length = 1200, 20
+    expected = load_model(CP).sample(length, seed=5, num_samples=K)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
+    flush_every, sample_output.FLUSH_EVERY = sample_output.FLUSH_EVERY, 7
+    try:
+        status, out, err = run(["-checkpoint", CP, "-length", length, "-seed", 5,
+                                "-num_samples", K] + CPU, capsys)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        sample_output.FLUSH_EVERY = flush_every
+    assert (status, err) == (0, "")
+    assert out == "".join(f"--- sample {k} of {K} ---\n{text}\n"
+                          for k, text in enumerate(expected, start=1))
+
+
+def test_num_samples_beyond_the_machine_is_refused_before_anything(tmp_path, capsys):
+    out = tmp_path / "out.txt"
+    status, stdout, err = run(["-checkpoint", CP, "-length", 5, "-num_samples", 1e12,
+                               "-output_file", out] + CPU, capsys)
+    assert (status, stdout) == (1, "") and err.count("\n") == 1
+    assert "-num_samples 1000000000000 needs about" in err and "sample fewer at a time" in err
+    assert list(tmp_path.iterdir()) == []
+    model = load_model(CP)
+    per_stream = sample_mod.stream_bytes(model, 100)
+    sample_mod.check_streams_fit(model, 1000, 100, memory=2000 * per_stream)   # half: fits
+    with pytest.raises(TorchRNNError, match="-num_samples 1001 needs"):
+        sample_mod.check_streams_fit(model, 1001, 100, memory=2000 * per_stream)
+    sample_mod.check_streams_fit(model, 10 ** 12, 100, memory=None)             # not known
+
+
 def test_num_samples_to_files(tmp_path, capsys):
     expected = load_model(CP).sample(80, START, seed=22, num_samples=3)
     status, out, err = run(["-checkpoint", CP, "-length", 80, "-seed", 22, "-num_samples", 3,

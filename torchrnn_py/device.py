@@ -5,6 +5,8 @@
 original's mode line (on CUDA it also sets IEEE float32 unless ``-precision`` opts out);
 under torchrun (torchrnn_py/distributed.py) each process takes the GPU of its local rank.
 """
+import os
+
 import torch
 
 from .errors import TorchRNNError
@@ -88,3 +90,11 @@ def host_to_device(tensor, device):
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
+
+
+def physical_memory():
+    """Bytes of physical memory, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

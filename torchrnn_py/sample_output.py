@@ -77,17 +77,16 @@ def sample_sinks(paths, out, K, stream, newline):
                      for p in paths]
             sinks = [_Sink(f, p) for f, p in zip(files, paths)]
         else:
-            files = [out] + [stack.enter_context(tempfile.TemporaryFile()) for _ in range(K - 1)]
-            sinks = [_Sink(files[0], "stdout" if out is sys.stdout.buffer else "output stream")]
-            sinks += [_Sink(f, f"temporary file in {tempfile.gettempdir()} for sample {k}")
-                      for k, f in enumerate(files[1:], start=2)]
+            spool = _Spool(stack.enter_context(tempfile.TemporaryFile())) if K > 1 else None
+            sinks = [_Sink(out, "stdout" if out is sys.stdout.buffer else "output stream")]
+            sinks += [_SpooledSink(spool, k) for k in range(2, K + 1)]
             if K > 1:
                 sinks[0].write(sample_separator(1, K))
         yield sinks
         for sink in sinks:
             sink.flush()
         if not paths:
-            _copy_spools(sinks[0], files[1:], K, newline)
+            _copy_spools(sinks[0], spool, K, newline)
 
 
 @contextlib.contextmanager
@@ -110,18 +109,53 @@ def sample_separator(k, K):
     return f"--- sample {k} of {K} ---\n".encode("ascii")
 
 
-def _copy_spools(target, spools, K, newline):
+def _copy_spools(target, spool, K, newline):
     """After the first sample (already in ``target``), its newline and the others in turn."""
     if newline:
         target.write(b"\n")
-    for k, spool in enumerate(spools, start=2):
+    for k in range(2, K + 1):
         target.write(sample_separator(k, K))
-        spool.seek(0)
-        while True:
-            chunk = spool.read(1 << 20)
-            if not chunk:
-                break
+        for chunk in spool.chunks(k):
             target.write(chunk)
         if newline:
             target.write(b"\n")
     target.flush()
+
+
+class _Spool:
+    """Samples 2..K, kept in one temporary file until sample 1 is on stdout (one file
+    whatever K is: a file each ran out of descriptors at about a thousand samples). Each
+    sample's chunks are appended as they come; where each lies is remembered."""
+
+    def __init__(self, file):
+        self.file, self.end, self.where = file, 0, {}
+
+    def append(self, k, data):
+        self.file.write(data)
+        self.where.setdefault(k, []).append((self.end, len(data)))
+        self.end += len(data)
+
+    def chunks(self, k, most=1 << 20):
+        """Sample k's bytes in order, at most ``most`` at a time."""
+        for offset, size in self.where.get(k, ()):
+            self.file.seek(offset)
+            while size > 0:
+                chunk = self.file.read(min(size, most))
+                if not chunk:
+                    raise TorchRNNError(f"temporary file in {tempfile.gettempdir()} for "
+                                        f"sample {k}: it was cut short while sampling")
+                size -= len(chunk)
+                yield chunk
+        self.file.seek(0, 2)                        # back to the end, for appends
+
+
+class _SpooledSink(_Sink):
+    """Sample k's sink into the shared :class:`_Spool`."""
+
+    def __init__(self, spool, k):
+        super().__init__(spool.file, f"temporary file in {tempfile.gettempdir()} for sample {k}")
+        self.spool, self.k = spool, k
+
+    def write(self, data):
+        with self.failures():
+            self.spool.append(self.k, data)

@@ -10,7 +10,7 @@ import os
 import torch
 
 from .cmdline import options_class, resolve_keyword_options
-from .device import PRECISION_HELP
+from .device import PRECISION_HELP, physical_memory  # noqa: F401 (re-exported)
 from .errors import TorchRNNError
 from .fileio import check_distinct, check_output_path
 from .model import MODEL_TYPES
@@ -201,14 +201,6 @@ def model_parameter_count(model_type, vocab_size, wordvec_size, rnn_size, num_la
     G = {"lstm": 4 * H, "gru": 3 * H}.get(model_type, H)
     layers = (D + H) * G + G + (L - 1) * (2 * H * G + G)
     return V * D + layers + (2 * H * L if batchnorm == 1 else 0) + H * V + V
-
-
-def physical_memory():
-    """Bytes of physical memory, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def memory_message(sizes, params, needed=None, memory=None):

@@ -28,7 +28,7 @@ from ..cmdline import lua_number, require_finite, resolve_keyword_options
 from ..errors import TorchRNNError
 from ..fileio import check_input_file, check_output_path
 from ..rng import TorchGenerator
-from ..train_checks import physical_memory
+from ..device import physical_memory
 from ..t7 import read_t7
 from .checkpoint import charrnn_from_t7, is_charrnn
 from .data import load_data_dir, split_fractions

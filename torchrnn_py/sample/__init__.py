@@ -22,7 +22,7 @@ import os
 from .. import bintoutf8
 from ..checkpoint import load_checkpoint
 from ..cmdline import make_printers, require_finite, resolve_keyword_options
-from ..device import PRECISION_HELP, choose_device, use_precision
+from ..device import PRECISION_HELP, choose_device, physical_memory, use_precision
 from ..errors import TorchRNNError
 from ..fileio import check_distinct, check_output_path
 from ..rng import TorchGenerator
@@ -80,10 +80,11 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
         check_finite_model(model)
     except NonFiniteScores as err:
         raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
+    K = int(opt["num_samples"])
+    check_streams_fit(model, K, int(opt["length"]), physical_memory())
     device = choose_device(opt, say, warn)
     model.to(device).eval()
     use_precision(model, opt["precision"], device, warn)
-    K = int(opt["num_samples"])
     paths = _output_paths(opt["output_file"], K)
     token_bytes, raw = _token_bytes(model, opt)
     if opt["start_text"]:
@@ -119,6 +120,24 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
         warn(f"{dropped} sampled character(s) are not in {opt['bcl_table']} and were left "
              f"out of the bytes (e.g. newlines)")
     return Samples(texts=[], paths=paths)
+
+
+def stream_bytes(model, length):
+    """About how many bytes one of ``-num_samples`` streams takes: its recurrent state and
+    gates in float64, its scores and probabilities, and its tokens on their way out."""
+    state = sum(rnn.weight.shape[1] + 2 * rnn.hidden_dim for rnn in model.rnns)
+    return 8 * (state + 3 * model.vocab_size) + 8 * length + 512
+
+
+def check_streams_fit(model, num_samples, length, memory):
+    """Refuse, before anything is allocated, a ``-num_samples`` whose streams would need
+    more than half of the machine's ``memory`` (bytes; None: not known, not checked)."""
+    needed = num_samples * stream_bytes(model, length)
+    if memory is not None and needed > memory // 2:
+        raise TorchRNNError(
+            f"-num_samples {num_samples} needs about {needed / 2 ** 30:,.1f} GiB for its "
+            f"streams (-length {length}), more than half of this machine's "
+            f"{memory / 2 ** 30:,.1f} GiB of memory; sample fewer at a time")
 
 
 def _collect(steps, token_bytes, K):
