@@ -362,6 +362,33 @@ def test_a_damaged_resume_field_is_one_line_naming_the_file(damage, resumable, t
     assert not list(tmp_path.glob("out_*"))
 
 
+def test_moments_and_states_stored_with_zero_strides_resume_as_their_values(resumable,
+                                                                           tmp_path):
+    """A .t7 may store a tensor with stride 0 (one value seen everywhere); resumed, it is
+    the value it shows, updated in place like any other: the same run as the plain copy."""
+    def one_value(strided):
+        def change(table):
+            for (holder, key), tensor in _zero_strided_targets(table):
+                value = tensor.reshape(-1)[:1].expand(tensor.shape)       # strides 0
+                holder[key] = value if strided else value.clone()
+        return change
+    runs = []
+    for name, strided in (("strided", True), ("plain", False)):
+        path = _damaged(resumable, tmp_path, one_value(strided))
+        runs.append(train_mod.train(resume_from=str(path),
+                                    checkpoint_name=str(tmp_path / name / "out")))
+    assert runs[0]["train_loss_history"] == runs[1]["train_loss_history"]
+    a, b = runs[0]["model"].state_dict(), runs[1]["model"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _zero_strided_targets(table):
+    """(where, tensor) of Adam's m of parameter 1 and layer 1's saved h."""
+    resume = table[ckpt.RESUME_FIELD]
+    return [((resume["adam"][1], "m"), resume["adam"][1]["m"]),
+            ((resume["rnn_states"][1], "h"), resume["rnn_states"][1]["h"])]
+
+
 def test_resumed_checkpoints_go_where_this_command_line_says(resumable, tmp_path, monkeypatch,
                                                              capsys):
     elsewhere = tmp_path / "elsewhere" / "deep"

@@ -115,14 +115,16 @@ def _count(value, what, fail, low=0, high=None):
 
 
 def _tensor(value, shape, what, fail):
-    """``value`` if it is a finite floating-point tensor of ``shape``."""
+    """``value`` if it is a finite floating-point tensor of ``shape``, as a tensor of its
+    own (a .t7 may store strides of 0 or views sharing memory; this one is updated in
+    place)."""
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         fail(f"{what} should be a float tensor, found {type(value).__name__}")
     if tuple(value.shape) != tuple(shape):
         fail(f"{what} has shape {tuple(value.shape)}, the model and batch need {tuple(shape)}")
     if not bool(torch.isfinite(value).all()):
         fail(f"{what} holds NaN or infinite values")
-    return value
+    return value.clone(memory_format=torch.contiguous_format)
 
 
 def _restore_generator(gen, generator, fail):
