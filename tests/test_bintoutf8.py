@@ -452,3 +452,37 @@ def test_a_read_error_names_the_input_and_keeps_the_output(command, flags, tmp_p
     assert err.endswith(f"error: {UNREADABLE}: cannot read input file: Input/output error\n")
     assert err.count("\n") == 1 and out.read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]      # no temp file left
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_sigterm_mid_run_removes_the_temporary_file_and_keeps_the_output(command, tmp_path,
+                                                                          monkeypatch, capsys):
+    """SIGTERM while the input is being read (sent by the reader itself, after its first
+    chunk): "terminated", exit 143, the temporary file gone and the old output kept (the
+    commands used to die leaving both)."""
+    import signal
+    real = b2u.read_input_chunks
+
+    def killed_after_the_first_chunk(path, chunk_size):
+        for n, chunk in enumerate(real(path, chunk_size)):
+            yield chunk
+            if n == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(b2u, "read_input_chunks", killed_after_the_first_chunk)
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.write_bytes(bytes(range(256)) * 64 if command == "encode" else
+                       "\u3901".encode() * 4096)
+    out.write_bytes(b"old")
+    main = b2u_cli.main_encode if command == "encode" else b2u_cli.main_decode
+
+    def unhandled(signum, frame):                  # what the test sees if the command does not
+        raise AssertionError("SIGTERM was not handled by the command")
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        assert main([str(source), str(out), "--mode", "offset"]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err == f"{'bintoutf8' if command == 'encode' else 'utf8tobin'}" \
+                                      f": terminated\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+    assert out.read_bytes() == b"old"

@@ -4,6 +4,7 @@ runs, and the library modules never import the command layer."""
 import ast
 import configparser
 import importlib
+import os
 import pathlib
 import subprocess
 import sys
@@ -40,7 +41,10 @@ def test_dispatcher_refuses_an_unknown_command_in_one_line(capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
     assert err.startswith("torchrnn_py: error: unknown command 'trian' (one of: preprocess, ")
-    assert cli.main([]) == 2
+    assert cli.main([]) == 2                                 # a usage error: on stderr
+    out, err = capsys.readouterr()
+    assert out == "" and "commands: " + ", ".join(cli.COMMANDS) in err
+    assert cli.main(["-h"]) == 0
     assert "commands: " + ", ".join(cli.COMMANDS) in capsys.readouterr().out
 
 
@@ -57,7 +61,7 @@ def test_importing_the_table_loads_no_command_and_not_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True)
     assert proc.stdout.strip() == ("['torchrnn_py.__main__', 'torchrnn_py.cli', "
-                                   "'torchrnn_py.errors']")
+                                   "'torchrnn_py.cmdline', 'torchrnn_py.errors']")
 
 
 def test_the_library_never_imports_the_cli():
@@ -112,6 +116,32 @@ sys.exit({function}())
 """
 
 
+# A real SIGINT arrives while torch is being imported: it is held until the import is done
+# (torch is then whole), and the command does not run.
+SIGINT_DURING_IMPORT = """
+import os, signal, sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and "torch" not in sys.modules:
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, CtrlC())
+from torchrnn_py.cli.scripts import train
+sys.argv = ["torchrnn-train", "-input_h5", "absent.h5"]
+status = train()
+print(hasattr(sys.modules.get("torch"), "nn"), signal.getsignal(signal.SIGINT) is
+      signal.default_int_handler)
+sys.exit(status)
+"""
+
+
+def test_a_signal_while_torch_loads_waits_for_the_import_then_stops():
+    proc = subprocess.run([sys.executable, "-c", SIGINT_DURING_IMPORT], capture_output=True,
+                          text=True, cwd=REPO)
+    assert (proc.returncode, proc.stderr, proc.stdout) == \
+        (130, "torchrnn-train: interrupted\n", "True True\n")
+
+
 @pytest.mark.parametrize("command", ["train", "charrnn-sample"])
 def test_ctrl_c_while_torch_loads_is_one_line(command):
     script = cli.COMMANDS[command][0]
@@ -119,3 +149,28 @@ def test_ctrl_c_while_torch_loads_is_one_line(command):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO)
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, f"{script}: interrupted\n", "")
+
+
+@pytest.mark.parametrize("command", [[], ["plot"], ["bintoutf8"], ["audio", "encode"],
+                                     ["train"], ["charrnn-sample"]])
+def test_help_that_cannot_be_written_is_one_line(command):
+    """-h to a full disk: one line and exit 1 (argparse's own help ignored the error and
+    exited 0; the dispatcher's help was a traceback)."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "torchrnn_py"] + command + ["-h"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_with_stderr_closed_warnings_do_not_land_on_stdout(tmp_path):
+    """2>&-: the warning and "wrote" lines go nowhere, not among stdout's lines."""
+    from conftest import GOLDEN
+    out = tmp_path / "sample.txt"
+    proc = subprocess.run([sys.executable, "-m", "torchrnn_py", "sample", "-checkpoint",
+                           str(GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"), "-gpu", "7",
+                           "-length", "20", "-seed", "1", "-precision", "tf32"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          cwd=REPO, preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 0
+    assert "warning" not in proc.stdout and len(proc.stdout) == 21     # 20 chars, newline

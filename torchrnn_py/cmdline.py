@@ -43,10 +43,17 @@ def closest_flag(arg, names):
     return dashes + match[0] if match else None
 
 
+def print_stderr(message):
+    """``message`` as a line on stderr, or nowhere when stderr is closed (``2>&-``: then
+    ``print(file=None)`` would put it on stdout, among the original's lines)."""
+    if sys.stderr is not None:
+        print(message, file=sys.stderr, flush=True)
+
+
 def report_written(path):
     """The ``wrote PATH`` line on stderr: every command's one format for a file it wrote
     (stdout keeps the original's lines)."""
-    print(f"wrote {path}", file=sys.stderr, flush=True)
+    print_stderr(f"wrote {path}")
 
 
 def lua_number(value):
@@ -56,7 +63,7 @@ def lua_number(value):
 
 def warn_on_stderr(prog):
     """A ``warn`` callback printing ``prog: warning: ...`` on stderr."""
-    return lambda msg: print(f"{prog}: warning: {msg}", file=sys.stderr, flush=True)
+    return lambda msg: print_stderr(f"{prog}: warning: {msg}")
 
 
 def make_printers(verbose, log=None, warn=None, prog="torchrnn"):
@@ -209,6 +216,18 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
 
+    def print_help(self, file=None):
+        """The help, flushed, so that one lost on a full disk is an error, not exit 0."""
+        file = sys.stdout if file is None else file
+        try:                                # (argparse's own print_help ignores OSError)
+            file.write(self.format_help())
+            file.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise TorchRNNError(f"stdout: cannot write the help: {err.strerror or err}") \
+                from None
+
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
@@ -237,7 +256,7 @@ def run_main(prog, body, argv, report_errors=True):
     """
     def report(message):
         if report_errors:
-            print(message, file=sys.stderr)
+            print_stderr(message)
 
     if argv is None:
         argv = sys.argv[1:]
@@ -245,7 +264,8 @@ def run_main(prog, body, argv, report_errors=True):
         report(f"{prog}: error: stdout is closed; give the command somewhere to write")
         return 1
     try:
-        status = body(list(argv))
+        with sigterm_as_interrupt():     # killed: temporary files go, as on Ctrl-C
+            status = body(list(argv))
         return 0 if status is None else status
     except UsageError as err:
         report(f"{prog}: error: {err}")

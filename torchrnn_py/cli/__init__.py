@@ -6,8 +6,13 @@ dispatches through it, and setup.cfg's console_scripts repeat it (a test keeps t
 Targets are ``"module:function"`` strings resolved only when a command runs, so importing
 this package imports no command module (and not torch).
 """
+import contextlib
 import importlib
+import signal
 import sys
+import threading
+
+from ..cmdline import print_stderr
 
 # command -> (console script, "module:function"): the names people know from torch-rnn
 # and BinToUTF8.
@@ -48,23 +53,60 @@ def resolve(command):
 def main(argv=None):
     """``python -m torchrnn_py <command> [flags]``: run one command of the table."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print("usage: python -m torchrnn_py <command> [flags]\ncommands: "
-              + ", ".join(COMMANDS) + "\n(each command takes -h for its own flags)")
-        return 0 if argv else 2
+    usage = ("usage: python -m torchrnn_py <command> [flags]\ncommands: " + ", ".join(COMMANDS)
+             + "\n(each command takes -h for its own flags)")
+    if not argv:                                   # a usage error: on stderr
+        print_stderr(usage)
+        return 2
+    if argv[0] in ("-h", "--help", "help"):
+        return _print_help(usage)
     if argv[0] not in COMMANDS:
-        print(f"torchrnn_py: error: unknown command {argv[0]!r} (one of: "
-              f"{', '.join(COMMANDS)})", file=sys.stderr)
+        print_stderr(f"torchrnn_py: error: unknown command {argv[0]!r} (one of: "
+                     f"{', '.join(COMMANDS)})")
         return 2
     return run(argv[0], argv[1:])
 
 
+def _print_help(usage):
+    """The dispatcher's help on stdout; a write that fails (a full disk) is one line."""
+    try:
+        print(usage, file=sys.stdout, flush=True)
+    except BrokenPipeError:
+        return 141
+    except OSError as err:
+        print_stderr(f"torchrnn_py: error: stdout: cannot write the help: "
+                     f"{err.strerror or err}")
+        return 1
+    return 0
+
+
 def run(command, argv=None):
     """Import ``command`` and run it on ``argv`` (None: sys.argv's). Ctrl-C while it
-    imports (torch takes seconds) ends as during the command: one line, exit 130."""
-    try:
-        command_main = resolve(command)
-    except KeyboardInterrupt:
-        print(f"{COMMANDS[command][0]}: interrupted", file=sys.stderr)
+    imports (torch takes seconds) ends as during the command: one line, exit 130. The
+    signal is held until the imports are done: interrupted halfway, numpy and torch can
+    fail later in other ways, or abort the process from C++."""
+    caught = []
+    with _sigint_held(caught):
+        try:
+            command_main = resolve(command)
+        except KeyboardInterrupt:
+            caught.append(signal.SIGINT)
+    if caught:
+        print_stderr(f"{COMMANDS[command][0]}: interrupted")
         return 130
     return command_main(argv)
+
+
+@contextlib.contextmanager
+def _sigint_held(caught):
+    """While active (in the main thread, unless SIGINT is ignored), SIGINT is noted in
+    ``caught`` instead of raising KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -5,11 +5,10 @@ They parse the flags and print the original's one-line summary; the options are 
 the codec (:func:`~torchrnn_py.bintoutf8.encode_file`, :func:`~torchrnn_py.bintoutf8.decode_file`).
 """
 import os
-import sys
 
 from ..bintoutf8 import (MODES, decode_file, default_decoded_path, default_text_path,
                          encode_file)
-from ..cmdline import ArgumentParser, UsageError, run_main
+from ..cmdline import ArgumentParser, UsageError, print_stderr, run_main
 
 
 def parse_unknown(text):
@@ -109,7 +108,6 @@ def dispatch(argv):
     """``python -m torchrnn_py.bintoutf8 encode|decode ...``."""
     commands = {"encode": main_encode, "decode": main_decode}
     if not argv or argv[0] not in commands:
-        print("usage: python -m torchrnn_py.bintoutf8 encode|decode ... (-h for help)",
-              file=sys.stderr)
+        print_stderr("usage: python -m torchrnn_py.bintoutf8 encode|decode ... (-h for help)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return commands[argv[0]](argv[1:])

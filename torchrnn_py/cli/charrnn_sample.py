@@ -9,7 +9,7 @@ import sys
 
 from ..charrnn.sample_lua import ARGUMENT, OPTIONS, PROG, run
 from ..cmdline import (UsageError, format_torch_help, parse_torch_options, report_written,
-                       run_main, sigterm_as_interrupt)
+                       run_main)
 from ..progress import ProgressLine
 
 _HELP_FLAGS = ("-h", "-help", "--help")
@@ -67,7 +67,7 @@ def main(argv=None):
         opt = parse_arguments(args)
         sys.stdout.flush()
         written = []
-        with sigterm_as_interrupt(), ProgressLine(
+        with ProgressLine(
                 "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
             run(opt, sys.stdout.buffer, progress=line.update, on_written=written.append)
         for path in written if opt["verbose"] != 0 else []:   # once the progress line is gone

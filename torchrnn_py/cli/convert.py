@@ -1,9 +1,7 @@
 """``torchrnn-convert IN.t7 OUT.t7``: a char-rnn checkpoint as a torch-rnn one, over
 :func:`torchrnn_py.convert.convert`."""
-import sys
 
-from ..cmdline import (ArgumentParser, print_stdout, report_written, run_main,
-                       sigterm_as_interrupt)
+from ..cmdline import ArgumentParser, print_stderr, print_stdout, report_written, run_main
 from ..convert import PROG, convert
 
 
@@ -20,14 +18,13 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
-    with sigterm_as_interrupt():           # killed: temporary files go, as on Ctrl-C
-        converted = convert(args.input, args.output, on_written=report_written)
+    converted = convert(args.input, args.output, on_written=report_written)
     model = converted.checkpoint.model
     print_stdout(f"converted a {model.num_layers}-layer {converted.model_type} of "
                  f"rnn_size {model.rnn_size} over {model.vocab_size} bytes")
     if converted.model_type == "gru":
-        print(f"{PROG}: note: the original torch-rnn has no GRU layer; this package's "
-              f"commands read the file (docs/migration.md)", file=sys.stderr)
+        print_stderr(f"{PROG}: note: the original torch-rnn has no GRU layer; this package's "
+                     f"commands read the file (docs/migration.md)")
     return 0
 
 

@@ -2,7 +2,7 @@
 :func:`torchrnn_py.novel_substrings.iter_novel_fractions`."""
 import sys
 
-from ..cmdline import ArgumentParser, print_stdout, run_main
+from ..cmdline import ArgumentParser, print_stderr, print_stdout, run_main
 from ..novel_substrings import (DEFAULT_MAX_LENGTH, PROG, check_max_length,
                                 iter_novel_fractions, read_text)
 
@@ -28,10 +28,10 @@ def _command(argv):
         print_stdout(f"{length} {fraction}")      # print(length, fraction), as the original
     if args.max_length > len(sampled):
         sys.stdout.flush()
-        print(f"{PROG}: note: the sampled text has only {len(sampled)} characters, so there "
-              f"are no substrings of length {len(sampled) + 1} to {args.max_length}; stopped "
-              f"at L = {len(sampled)} (the original fails there dividing by zero)",
-              file=sys.stderr)
+        print_stderr(f"{PROG}: note: the sampled text has only {len(sampled)} characters, so "
+                     f"there are no substrings of length {len(sampled) + 1} to "
+                     f"{args.max_length}; stopped at L = {len(sampled)} (the original fails "
+                     f"there dividing by zero)")
     return 0
 
 

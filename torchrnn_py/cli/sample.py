@@ -2,7 +2,7 @@
 import sys
 
 from ..cmdline import (parse_torch_options, print_stdout, report_written, run_main,
-                       sigterm_as_interrupt, warn_on_stderr)
+                       warn_on_stderr)
 from ..progress import ProgressLine
 from ..sample import OPTIONS, PROG, sample
 
@@ -15,7 +15,7 @@ def main(argv=None):
         sys.stdout.flush()
         written = []
         # a progress line only when the text goes to files, not to this terminal
-        with sigterm_as_interrupt(), ProgressLine(
+        with ProgressLine(
                 "sample", unit="chars", enabled=None if opt["output_file"] else False) as line:
             sample(out=sys.stdout.buffer, log=print_stdout, warn=warn_on_stderr(PROG),
                    progress=line.update, on_written=written.append, **opt)

@@ -21,7 +21,7 @@ import torch
 
 from .. import checkpoint as ckpt
 from .. import distributed
-from ..cmdline import lua_number, make_printers
+from ..cmdline import Terminated, lua_number, make_printers, print_stderr
 from ..criterion import PendingLoss
 from ..data import DataLoader
 from ..device import choose_device, use_precision
@@ -86,7 +86,7 @@ def _notice_printer(verbose, warn):
     if warn is not None:
         return warn
     if verbose:
-        return lambda msg: print(msg, file=sys.stderr, flush=True)
+        return print_stderr
     return lambda msg: None
 
 
@@ -178,7 +178,7 @@ class _Run:
         self.state.model.train()
         watching = interrupted is not None
         if watching and interrupted():              # Ctrl-C while setting up: nothing to save
-            raise KeyboardInterrupt
+            raise Terminated() if interrupted() == signal.SIGTERM else KeyboardInterrupt()
         waiting = None                              # a launched step not yet finished
         try:
             for i in range(self.state.i + 1, self.num_iterations + 1):
@@ -198,7 +198,7 @@ class _Run:
                         waiting = None
                     if i == self.num_iterations:    # finished anyway, final checkpoint written
                         break
-                    self.interrupt(i)
+                    self.interrupt(i, terminated=interrupted() == signal.SIGTERM)
         finally:
             if self.csv_log is not None:
                 self.csv_log.close()
@@ -343,7 +343,7 @@ class _Run:
                       "learning_rate": learning_rate, "val_loss": val_loss,
                       "checkpoint": written, "seconds": seconds})
 
-    def interrupt(self, i):
+    def interrupt(self, i, terminated=False):
         """Interrupted after iteration ``i``: write a checkpoint that -resume_from continues
         exactly (with the recurrent states of every process) and stop."""
         states = [None if state is None else
@@ -354,7 +354,7 @@ class _Run:
         if path:
             self.say(f"Interrupted after iteration {i}: wrote {path} "
                      f"(continue with -resume_from {path})")
-        raise KeyboardInterrupt
+        raise Terminated() if terminated else KeyboardInterrupt()
 
 
 def _data_loader(opt, vocab, checkpoint, source, say, warn):
@@ -427,9 +427,9 @@ def _row_share(rows, batch_size):
 
 @contextlib.contextmanager
 def _interrupt_flag(enabled):
-    """While active, SIGINT/SIGTERM set a flag (read by calling the yielded function)
-    instead of stopping the process; a second signal stops it at once. Yields None when
-    not enabled."""
+    """While active, SIGINT/SIGTERM set a flag instead of stopping the process; calling the
+    yielded function gives the first signal's number (0: none yet). A second signal stops
+    it at once. Yields None when not enabled."""
     caught = []
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield None
@@ -437,12 +437,12 @@ def _interrupt_flag(enabled):
 
     def handler(signum, frame):
         if caught:
-            raise KeyboardInterrupt
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
         caught.append(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield lambda: bool(caught)
+        yield lambda: caught[0] if caught else 0
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
