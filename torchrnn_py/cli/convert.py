@@ -5,6 +5,7 @@ import sys
 from ..cmdline import (ArgumentParser, print_stdout, report_written, run_main,
                        sigterm_as_interrupt)
 from ..convert import PROG, convert
+from ..fileio import check_stdout_distinct
 
 
 def build_parser():
@@ -20,6 +21,7 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    check_stdout_distinct(input_checkpoint=args.input)     # its line: not into the input
     with sigterm_as_interrupt():           # killed: temporary files go, as on Ctrl-C
         converted = convert(args.input, args.output, on_written=report_written)
     model = converted.checkpoint.model
