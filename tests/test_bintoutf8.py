@@ -486,3 +486,21 @@ def test_sigterm_mid_run_removes_the_temporary_file_and_keeps_the_output(command
                                       f": terminated\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
     assert out.read_bytes() == b"old"
+
+
+def test_default_table_is_never_made_beside_a_device(tmp_path):
+    """bintoutf8 IN /dev/null wrote its table to /dev/null.bcl (a new file in /dev); the
+    table beside an output that is not a regular file is refused, --table still works."""
+    data = tmp_path / "data.bin"
+    data.write_bytes(bytes(range(256)))
+    os.symlink("/dev/null", tmp_path / "null.txt")
+    for out in ("/dev/null", str(tmp_path / "null.txt")):
+        with pytest.raises(TorchRNNError) as caught:
+            b2u.encode_file(str(data), out)
+        table = os.path.splitext(out)[0] + ".bcl"
+        assert str(caught.value) == (f"{out}: the default table {table} would be named after "
+                                     f"it, so it must be a regular file or a new file name, "
+                                     f"found a character device; give --table")
+        assert not os.path.exists(table)
+    result = b2u.encode_file(str(data), "/dev/null", table_path=str(tmp_path / "t.bcl"))
+    assert result.table_path == str(tmp_path / "t.bcl") and (tmp_path / "t.bcl").is_file()

@@ -4,6 +4,7 @@ runs, and the library modules never import the command layer."""
 import ast
 import configparser
 import importlib
+import io
 import os
 import pathlib
 import subprocess
@@ -174,3 +175,123 @@ def test_with_stderr_closed_warnings_do_not_land_on_stdout(tmp_path):
                           cwd=REPO, preexec_fn=lambda: os.close(2))
     assert proc.returncode == 0
     assert "warning" not in proc.stdout and len(proc.stdout) == 21     # 20 chars, newline
+# -- a stdout that is one of the command's inputs (`cmd 1<> input`, `cmd >> input`) ---------
+
+FIXTURES = REPO / "tests" / "fixtures"
+CP = FIXTURES / "golden" / "checkpoints" / "lstm_small_cp_159.t7"
+CHARRNN_CP = FIXTURES / "charrnn" / "lstm_2x64.t7"
+TEXT = (FIXTURES / "golden" / "shakespeare200k.txt").read_bytes()[:3000]
+
+
+def _copy(tmp_path, source, name):
+    path = tmp_path / name
+    path.write_bytes(source.read_bytes() if isinstance(source, pathlib.Path) else source)
+    return path
+
+
+def _tiny_data(tmp_path):
+    """A copy of tiny HDF5 data and its vocabulary (the checkpoint's own)."""
+    from conftest import make_tiny_h5
+    h5 = make_tiny_h5(tmp_path)
+    return h5, _copy(tmp_path, FIXTURES / "golden" / "shakespeare200k.json", "tiny.json")
+
+
+def _sample(tmp_path):
+    cp = _copy(tmp_path, CP, "cp.t7")
+    return cp, ["-checkpoint", cp, "-gpu", "-1", "-length", 20]
+
+
+def _eval(tmp_path):          # stdout is the data: found only once the checkpoint is read
+    h5, json_path = _tiny_data(tmp_path)
+    cp = _copy(tmp_path, CP, "cp.t7")
+    return h5, ["-checkpoint", cp, "-gpu", "-1", "-input_h5", h5, "-input_json", json_path]
+
+
+def _train(tmp_path):
+    h5, json_path = _tiny_data(tmp_path)
+    return json_path, ["-input_h5", h5, "-input_json", json_path, "-rnn_size", 8,
+                       "-wordvec_size", 4, "-num_layers", 1, "-batch_size", 2,
+                       "-seq_length", 10, "-max_epochs", 1, "-gpu", "-1",
+                       "-checkpoint_name", tmp_path / "cv" / "cp"]
+
+
+def _preprocess(tmp_path):
+    text = _copy(tmp_path, TEXT, "input.txt")
+    return text, ["--input_txt", text, "--output_h5", tmp_path / "o.h5",
+                  "--output_json", tmp_path / "o.json"]
+
+
+def _charrnn_sample(tmp_path):
+    cp = _copy(tmp_path, CHARRNN_CP, "lm.t7")
+    return cp, [cp, "-gpuid", "-1", "-length", 20, "-verbose", 0]
+
+
+def _charrnn_train(tmp_path):
+    (tmp_path / "data").mkdir()
+    text = _copy(tmp_path, TEXT, "data/input.txt")
+    return text, ["-data_dir", tmp_path / "data", "-rnn_size", 8, "-num_layers", 1,
+                  "-batch_size", 2, "-seq_length", 10, "-max_epochs", 1, "-gpuid", "-1",
+                  "-checkpoint_dir", tmp_path / "cv"]
+
+
+def _novel_substrings(tmp_path):
+    sampled = _copy(tmp_path, TEXT[:200], "sampled.txt")
+    training = _copy(tmp_path, TEXT, "training.txt")
+    return training, [sampled, training]
+
+
+def _convert(tmp_path):
+    cp = _copy(tmp_path, CHARRNN_CP, "lm.t7")
+    return cp, [cp, tmp_path / "out.t7"]
+
+
+def _bintoutf8(tmp_path):
+    data = _copy(tmp_path, bytes(range(256)) * 4, "data.bin")
+    return data, [data, tmp_path / "data.txt"]
+
+
+def _utf8tobin(tmp_path):
+    from torchrnn_py.bintoutf8 import encode_file
+    data = _copy(tmp_path, bytes(range(256)) * 4, "data.bin")
+    encode_file(str(data), str(tmp_path / "data.txt"))
+    return tmp_path / "data.bcl", [tmp_path / "data.txt", tmp_path / "out.bin"]
+
+
+def _plot(tmp_path):
+    log = _copy(tmp_path, CP.with_suffix(".json"), "cp.json")
+    return log, [log, "-o", tmp_path / "curve.png"]
+
+
+def _audio(tmp_path):
+    import numpy as np
+    from scipy.io import wavfile
+    wav = tmp_path / "voice.wav"
+    wavfile.write(str(wav), 8000, (np.sin(np.arange(800) / 3) * 3000).astype(np.int16))
+    return wav, ["encode", wav, tmp_path / "voice.txt"]
+
+
+STDOUT_INPUTS = {"sample": _sample, "eval": _eval, "train": _train,
+                 "preprocess": _preprocess, "charrnn-sample": _charrnn_sample,
+                 "charrnn-train": _charrnn_train, "novel_substrings": _novel_substrings,
+                 "convert": _convert, "bintoutf8": _bintoutf8, "utf8tobin": _utf8tobin,
+                 "plot": _plot, "audio": _audio}
+
+
+def test_every_command_printing_to_stdout_is_in_the_table():
+    assert set(STDOUT_INPUTS) == set(cli.COMMANDS)
+
+
+@pytest.mark.parametrize("mode", ["r+b", "ab"])            # 1<> input, >> input
+@pytest.mark.parametrize("command", sorted(STDOUT_INPUTS))
+def test_a_stdout_that_is_an_input_is_refused_before_anything(command, mode, tmp_path,
+                                                              monkeypatch, capsys):
+    target, argv = STDOUT_INPUTS[command](tmp_path)
+    before = target.read_bytes()
+    with open(target, mode) as raw:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, write_through=True))
+        status = cli.main([command] + [str(a) for a in argv])
+        monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert status == 1 and err.count("\n") == 1, err
+    assert f"{target}: stdout is this " in err and "output would be written into it" in err
+    assert target.read_bytes() == before                    # not one byte written into it

@@ -1,8 +1,10 @@
 """eval.lua reproduced: the loss of a checkpoint on one split of its data, with the
 original's lines, checked against the validation loss that train.lua itself recorded."""
+import io
 import json
 import math
 import re
+import sys
 
 import h5py
 import numpy as np
@@ -10,10 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FIXTURES, GOLDEN, LEGACY, PREPROCESS
+from conftest import FIXTURES, GOLDEN, LEGACY, PREPROCESS, make_tiny_h5
 from torchrnn_py.cli import evaluate as eval_cli
 from torchrnn_py import evaluate as eval_mod
 from torchrnn_py.checkpoint import load_checkpoint
+from torchrnn_py.errors import TorchRNNError
 from torchrnn_py.preprocess import preprocess
 
 CP = GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"
@@ -290,3 +293,21 @@ def test_the_vocabulary_beside_the_data_is_checked_without_input_json(tmp_path, 
                      tmp_path / "d.h5", "-input_json", tmp_path / "d.json", "-batch_size", "1",
                      "-seq_length", "50"] + CPU, capsys)
     assert with_json[1].splitlines()[-1] == out.splitlines()[-1]
+
+
+def test_a_stdout_that_is_the_data_is_refused_only_when_lines_are_printed(tmp_path,
+                                                                          monkeypatch):
+    """evaluate(verbose=True) prints eval.lua's lines: a stdout that is its data (known only
+    once the checkpoint is read) is refused before the first; verbose=False prints nothing
+    and is not refused."""
+    h5 = make_tiny_h5(tmp_path)
+    before = h5.read_bytes()
+    flags = dict(checkpoint=str(GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"), gpu=-1,
+                 input_h5=str(h5), input_json=str(GOLDEN / "shakespeare200k.json"))
+    with open(h5, "r+b") as same:
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(same, write_through=True))
+        loss = eval_mod.evaluate(verbose=False, **flags)
+        with pytest.raises(TorchRNNError, match=r"tiny\.h5: stdout is this input h5"):
+            eval_mod.evaluate(verbose=True, **flags)
+        monkeypatch.undo()
+    assert math.isfinite(loss) and h5.read_bytes() == before

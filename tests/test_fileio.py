@@ -1,6 +1,7 @@
 """fileio: outputs that are devices, FIFOs, symlinks or 0600 files; stale temporary files;
 inputs that are not regular files (issue 9, section 6)."""
 import errno
+import io
 import os
 import stat
 import tempfile
@@ -304,3 +305,61 @@ def test_a_temp_file_that_cannot_be_made_names_its_own_output(tmp_path, monkeypa
             group.open(str(second))
     assert str(caught.value) == f"{second}: cannot write output file: No space left on device"
     assert not first.exists()
+
+
+# -- stdout against the inputs; names that other outputs are named after -------------------
+
+def test_a_stdout_that_is_an_input_is_refused_by_inode(tmp_path):
+    data = tmp_path / "data.h5"
+    data.write_bytes(b"precious")
+    os.link(data, tmp_path / "hard_link.h5")                    # another name, same file
+    for mode in ("r+b", "ab"):                                  # 1<> data, >> data
+        with open(tmp_path / "hard_link.h5", mode) as stdout:
+            with pytest.raises(TorchRNNError) as caught:
+                fileio.check_stdout_distinct(stdout, input_json=None, input_h5=str(data))
+    assert str(caught.value) == (f"{data}: stdout is this input h5, and the output would be "
+                                 f"written into it; expected stdout to be another file, a "
+                                 f"pipe or a terminal")
+    assert data.read_bytes() == b"precious"
+    other = tmp_path / "log.txt"
+    with open(other, "ab") as stdout:                            # another regular file: fine
+        fileio.check_stdout_distinct(stdout, input_h5=str(data), missing=str(tmp_path / "x"))
+
+
+def test_a_stdout_without_a_file_behind_it_passes(tmp_path):
+    data = tmp_path / "data.h5"
+    data.write_bytes(b"x")
+    read_end, write_end = os.pipe()
+    try:
+        with open(write_end, "wb", closefd=False) as pipe:
+            fileio.check_stdout_distinct(pipe, input_h5=str(data))
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    fileio.check_stdout_distinct(io.BytesIO(), input_h5=str(data))     # no descriptor
+    with open(os.devnull, "wb") as null:                                # not a regular file
+        fileio.check_stdout_distinct(null, null_device=os.devnull)
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "slash", "proc"])
+def test_name_stems_must_be_regular_files_or_new_names(kind, tmp_path):
+    made = {"device": ("/dev/null", "a character device"),
+            "directory": (str(tmp_path), "a directory"),
+            "slash": (f"{tmp_path}/", "a name ending in '/'"),
+            "proc": ("/dev/stdout", "a link through /proc (such as /dev/stdout)")}
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        made["fifo"] = (str(tmp_path / "fifo"), "a FIFO (named pipe)")
+    path, found = made[kind]
+    with pytest.raises(TorchRNNError) as caught:
+        fileio.check_name_stem(path, "its twins", "; give another")
+    assert str(caught.value) == (f"{path}: its twins would be named after it, so it must be "
+                                 f"a regular file or a new file name, found {found}; give "
+                                 f"another")
+
+
+def test_name_stems_that_are_files_or_new_names_pass(tmp_path):
+    (tmp_path / "out.txt").write_bytes(b"")
+    os.symlink(tmp_path / "out.txt", tmp_path / "link.txt")
+    for name in ("out.txt", "new.txt", "link.txt"):
+        fileio.check_name_stem(str(tmp_path / name), "its twins")

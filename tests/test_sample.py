@@ -10,6 +10,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -597,3 +598,143 @@ def test_full_disk_while_writing_a_sample_file_keeps_the_old_one(tmp_path, monke
         sample_mod.sample(checkpoint=str(CP), length=50, gpu=-1, output_file=str(path))
     assert str(caught.value) == f"{path}: cannot write the sample: No space left on device"
     assert os.listdir(tmp_path) == ["out.txt"] and path.read_bytes() == b"old"
+
+
+# -- hostile report: long samples, -stream's spool, descriptors, full TMPDIR, odd names, stdout
+
+def test_a_huge_length_streams_to_a_reader_that_stops_early():
+    # a real process (about 3 s): `-length 1e12 | head -c 50` must stream and stop quietly;
+    # the memory check used to charge 8 bytes per token of -length and refuse it
+    process = _sample_process(["-length", 10 ** 12], stdout=subprocess.PIPE)
+    head = process.stdout.read(50)
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert (len(head), process.returncode, err) == (50, 141, "")
+
+
+def test_memory_check_charges_the_tokens_kept_not_the_whole_length():
+    model = load_model(CP)
+    length, memory = 10 ** 12, 2 ** 30                  # 1 GiB: far below 8 bytes per token
+    sample_mod.check_streams_fit(model, 1, length, memory, kept="written")
+    with pytest.raises(TorchRNNError, match="-num_samples 1 needs about"):
+        sample_mod.check_streams_fit(model, 1, length, memory, kept="collected")
+    spooled = sample_mod.stream_bytes(model, length, "spooled")     # its index grows
+    assert spooled - sample_mod.stream_bytes(model, length, "written") == \
+        16 * -(-length // sample_output.FLUSH_EVERY)
+
+
+def test_stream_keeps_one_spool_segment_per_flush_not_per_token(monkeypatch):
+    """-stream 1 with K samples on stdout: sample 1 still comes out token by token, but
+    samples 2..K (nobody sees them before the end) go to the spool once per FLUSH_EVERY
+    tokens; the spool kept an entry per token per sample (~96 bytes each)."""
+    K, length = 5, 20
+    segments = {}
+
+    class CountingSpool(sample_output._Spool):
+        def append(self, k, data):
+            segments[k] = segments.get(k, 0) + 1
+            super().append(k, data)
+
+    monkeypatch.setattr(sample_output, "_Spool", CountingSpool)
+    monkeypatch.setattr(sample_output, "FLUSH_EVERY", 7)
+    out = Recorder()
+    sample_mod.sample(out=out, checkpoint=str(CP), length=length, seed=3, gpu=-1,
+                      num_samples=K, stream=1)
+    assert segments == {k: 3 for k in range(2, K + 1)}         # ceil(20 / 7) chunks each
+    expected = load_model(CP).sample(length, seed=3, num_samples=K)
+    assert b"".join(out.writes).decode() == "".join(
+        f"--- sample {k} of {K} ---\n{text}\n" for k, text in enumerate(expected, start=1))
+    first = out.writes[1:1 + length]                            # after the separator line
+    assert b"".join(first).decode() == expected[0] and all(len(w) == 1 for w in first)
+
+
+@pytest.mark.parametrize("stream", [0, 1])
+def test_more_sample_files_than_descriptors_is_refused_before_any_is_opened(
+        tmp_path, capsys, stream):
+    (tmp_path / "o_5.txt").write_bytes(b"precious")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
+    try:
+        status, out, err = run(["-checkpoint", CP, "-length", 20, "-num_samples", 400,
+                                "-stream", stream, "-output_file", tmp_path / "o.txt"] + CPU,
+                               capsys)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (status, out) == (1, "") and err.count("\n") == 1
+    assert "-num_samples 400 with -output_file keeps 400 files open" in err
+    assert "ulimit -n 200" in err
+    assert os.listdir(tmp_path) == ["o_5.txt"]
+    assert (tmp_path / "o_5.txt").read_bytes() == b"precious"
+
+
+def test_a_full_temporary_folder_names_the_spooled_sample(tmp_path, monkeypatch, capsys):
+    # samples 2..K wait in TMPDIR; closing the spool used to replace the named error by a
+    # bare "No space left on device" (here: the file size limit, a real failing write)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with _file_size_limit(1000):
+        status, out, err = run(["-checkpoint", CP, "-length", 5000, "-num_samples", 10,
+                                "-seed", 1] + CPU, capsys)
+    assert status == 1 and err.count("\n") == 1, err
+    assert re.fullmatch(rf"torchrnn-sample: error: temporary file in {re.escape(str(tmp_path))}"
+                        rf" for sample \d+: cannot write the sample: File too large\n", err)
+
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    return tmp_path / "fifo", "a FIFO (named pipe)"
+
+
+def _directory(tmp_path):
+    (tmp_path / "od").mkdir()
+    return tmp_path / "od", "a directory"
+
+
+def _slash(tmp_path):
+    (tmp_path / "od").mkdir()
+    return f"{tmp_path / 'od'}/", "a name ending in '/'"
+
+
+def _device_link(tmp_path):
+    os.symlink("/dev/null", tmp_path / "null")
+    return tmp_path / "null", "a character device"
+
+
+@pytest.mark.parametrize("make", [_fifo, _directory, _slash, _device_link])
+def test_num_samples_files_are_never_named_after_a_device_or_directory(
+        make, tmp_path, capsys):
+    path, found = make(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    status, out, err = run(["-checkpoint", CP, "-length", 10, "-num_samples", 3,
+                            "-output_file", path] + CPU, capsys)
+    assert (status, out) == (1, "") and err.count("\n") == 1
+    assert f"{path}: the files of -num_samples 3" in err and err.endswith(f"found {found}\n")
+    assert sorted(os.listdir(tmp_path)) == before
+    if (tmp_path / "od").is_dir():
+        assert os.listdir(tmp_path / "od") == []                   # not od/_1, od/_2, ...
+
+
+def test_num_samples_files_beside_dev_null_are_refused(capsys):
+    status, _, err = run(["-checkpoint", CP, "-length", 10, "-num_samples", 3,
+                          "-output_file", "/dev/null"] + CPU, capsys)
+    assert status == 1 and "found a character device" in err
+    assert not os.path.exists("/dev/null_1")
+    status, _, err = run(["-checkpoint", CP, "-length", 10, "-output_file", "/dev/null"]
+                         + CPU, capsys)                             # one sample: written there
+    assert status == 0 and err == "wrote /dev/null\n"
+
+
+def test_library_stdout_that_is_the_checkpoint(tmp_path, monkeypatch):
+    """sample(out=...) refuses a stream that is the checkpoint; a call that writes nothing
+    to stdout (texts returned, or -output_file) is not refused whatever stdout is."""
+    cp = tmp_path / "cp.t7"
+    cp.write_bytes(CP.read_bytes())
+    with open(cp, "r+b") as same:
+        with pytest.raises(TorchRNNError, match="stdout is this checkpoint"):
+            sample_mod.sample(out=same, checkpoint=str(cp), length=10, gpu=-1)
+        monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(same, write_through=True))
+        kept = sample_mod.sample(checkpoint=str(cp), length=10, gpu=-1, seed=1)
+        written = sample_mod.sample(out=same, checkpoint=str(cp), length=10, gpu=-1,
+                                    output_file=str(tmp_path / "o.txt"))
+        monkeypatch.undo()
+    assert kept.texts == [load_model(CP).sample(10, seed=1)] and written.paths
+    assert cp.read_bytes() == CP.read_bytes()

@@ -2,40 +2,81 @@
 keep samples 2..K until sample 1 is on stdout; each failed write is one line naming where
 it was going. Shared by torchrnn-sample (torchrnn_py/sample/) and torchrnn-charrnn-sample
 (torchrnn_py/charrnn/sample_lua.py)."""
+import array
 import contextlib
+import os
 import sys
 import tempfile
+
+try:
+    import resource
+except ImportError:         # not a Unix: no open-file limit to ask
+    resource = None
 
 from .errors import TorchRNNError
 from .fileio import atomic_output
 
 FLUSH_EVERY = 4096          # tokens buffered between writes when not streaming
+DESCRIPTOR_MARGIN = 32      # descriptors left to the libraries (torch, h5py) and the spool
+
+
+def check_files_open(paths):
+    """Refuse, before any is opened, more sample files than may be open at once: the
+    sinks hold each open until the end (``ulimit -n`` less the descriptors in use, less a
+    margin)."""
+    soft, in_use = _descriptor_limits()
+    if soft is None or len(paths) + in_use + DESCRIPTOR_MARGIN <= soft:
+        return
+    raise TorchRNNError(
+        f"-num_samples {len(paths)} with -output_file keeps {len(paths)} files open at once, "
+        f"more than the open-file limit allows (ulimit -n {soft}, {in_use} already open); "
+        f"raise it (ulimit -n {len(paths) + in_use + DESCRIPTOR_MARGIN}) or sample fewer at "
+        f"a time")
+
+
+def _descriptor_limits():
+    """(soft RLIMIT_NOFILE, descriptors open now); (None, 0) where either is not known."""
+    if resource is None:
+        return None, 0
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        try:
+            in_use = len(os.listdir(directory)) - 1      # less listdir's own
+        except OSError:
+            continue
+        return (None if soft == resource.RLIM_INFINITY else soft), in_use
+    return None, 0
 
 
 def write_samples(steps, token_bytes, sinks_context, opt, progress):
-    """Write the samples through the sinks; returns how many tokens had no bytes."""
-    K = int(opt["num_samples"])
+    """Write the samples through the sinks; returns how many tokens had no bytes. Every
+    sink is flushed each FLUSH_EVERY tokens; with -stream the ones someone can watch (stdout,
+    the files) after every token too, not the spooled samples 2..K, so that the spool keeps
+    one entry per FLUSH_EVERY tokens, not one per token."""
+    K, length = int(opt["num_samples"]), int(opt["length"])
     with sinks_context as sinks:
-        buffered = done = dropped = 0
+        live = [sink for sink in sinks if sink.live] if opt["stream"] else []
+        made = dropped = 0
         for ids in steps:
             for k, token in enumerate(ids.tolist()):
                 piece = token_bytes[token]
                 dropped += not piece
                 sinks[k].append(piece)
-            buffered += 1
-            if opt["stream"] or buffered >= FLUSH_EVERY:
-                for sink in sinks:
-                    sink.flush()
-                done += buffered
-                buffered = 0
-                if progress is not None:
-                    progress(done * K, int(opt["length"]) * K)
+            made += 1
+            if made % FLUSH_EVERY and not live:
+                continue
+            for sink in sinks if made % FLUSH_EVERY == 0 else live:
+                sink.flush()
+            if progress is not None:
+                progress(made * K, length * K)
     return dropped
 
 
 class _Sink:
     """Collects one sample's bytes and writes them out in chunks; a failed write (a full
     disk) names where it was going."""
+
+    live = True                 # seen as it is written (stdout, a file): -stream flushes it
 
     def __init__(self, file, name):
         self.file, self.name, self.pieces = file, name, []
@@ -77,7 +118,7 @@ def sample_sinks(paths, out, K, stream, newline):
                      for p in paths]
             sinks = [_Sink(f, p) for f, p in zip(files, paths)]
         else:
-            spool = _Spool(stack.enter_context(tempfile.TemporaryFile())) if K > 1 else None
+            spool = stack.enter_context(_temporary_spool()) if K > 1 else None
             sinks = [_Sink(out, "stdout" if out is sys.stdout.buffer else "output stream")]
             sinks += [_SpooledSink(spool, k) for k in range(2, K + 1)]
             if K > 1:
@@ -87,6 +128,19 @@ def sample_sinks(paths, out, K, stream, newline):
             sink.flush()
         if not paths:
             _copy_spools(sinks[0], spool, K, newline)
+
+
+@contextlib.contextmanager
+def _temporary_spool():
+    """A :class:`_Spool` in a new temporary file, closed at the end without a word: what
+    it held is copied out or not wanted, and a write that failed (a full TMPDIR) has been
+    named already, which closing (it flushes the rest again) would replace."""
+    file = tempfile.TemporaryFile()
+    try:
+        yield _Spool(file)
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()
 
 
 @contextlib.contextmanager
@@ -125,19 +179,22 @@ def _copy_spools(target, spool, K, newline):
 class _Spool:
     """Samples 2..K, kept in one temporary file until sample 1 is on stdout (one file
     whatever K is: a file each ran out of descriptors at about a thousand samples). Each
-    sample's chunks are appended as they come; where each lies is remembered."""
+    sample's chunks are appended as they come; where each lies is remembered, as 16 bytes
+    (offset, size) per chunk, one chunk per FLUSH_EVERY tokens (see :func:`write_samples`)."""
 
     def __init__(self, file):
         self.file, self.end, self.where = file, 0, {}
 
     def append(self, k, data):
         self.file.write(data)
-        self.where.setdefault(k, []).append((self.end, len(data)))
+        self.where.setdefault(k, array.array("q")).extend((self.end, len(data)))
         self.end += len(data)
 
     def chunks(self, k, most=1 << 20):
         """Sample k's bytes in order, at most ``most`` at a time."""
-        for offset, size in self.where.get(k, ()):
+        where = self.where.get(k, ())
+        for i in range(0, len(where), 2):
+            offset, size = where[i], where[i + 1]
             self.file.seek(offset)
             while size > 0:
                 chunk = self.file.read(min(size, most))
@@ -151,6 +208,8 @@ class _Spool:
 
 class _SpooledSink(_Sink):
     """Sample k's sink into the shared :class:`_Spool`."""
+
+    live = False                # nobody sees it before the end
 
     def __init__(self, spool, k):
         super().__init__(spool.file, f"temporary file in {tempfile.gettempdir()} for sample {k}")

@@ -35,7 +35,7 @@ import numpy as np
 from ..cmdline import UsageError
 from ..errors import TorchRNNError
 from ..fileio import (atomic_output, atomic_outputs, check_distinct, check_input_file,
-                     check_output_path, read_input_chunks, utf8_error)
+                     check_name_stem, check_output_path, read_input_chunks, utf8_error)
 
 MODES = ("bcl", "offset")
 OFFSET_BASE = 0x3900
@@ -358,8 +358,9 @@ def encode_file(in_path, out_path=None, mode="bcl", table_path=None, table=None,
         table = read_table(use_table)
     check_input_file(in_path)
     out_path = out_path or default_text_path(in_path)
-    if mode == "bcl":
-        table_path = table_path or default_table_path(out_path)
+    if mode == "bcl" and not table_path:           # beside the text: only if it is a file
+        table_path = default_table_path(out_path)
+        check_name_stem(out_path, f"the default table {table_path}", "; give --table")
     check_distinct(input_file=in_path, text_output=out_path, table_output=table_path)
     check_output_path(out_path, "text output")
     if table_path:

@@ -15,7 +15,7 @@ import torch
 from ..cmdline import lua_number, require_finite
 from ..device import apply_cuda_precision
 from ..errors import TorchRNNError
-from ..fileio import check_distinct, check_output_path
+from ..fileio import check_distinct, check_output_path, check_stdout_distinct
 from ..rng import TorchGenerator
 from ..sample_output import sample_sinks, write_samples
 from ..sampling import NonFiniteScores, check_finite_model
@@ -130,7 +130,10 @@ def run(opt, out, progress=None, on_written=None):
     if device.type == "cuda":
         apply_cuda_precision("fp32")           # IEEE float32 products, as on the CPU
     model.to(device)
-    _write_stdout(out, diagnostics(opt, model_name, prime, backend_lines))
+    head = diagnostics(opt, model_name, prime, backend_lines)
+    if head or not paths:                      # stdout is written: it must not be the model
+        check_stdout_distinct(out, model=opt["model"])
+    _write_stdout(out, head)
     steps = sample_ids(model, int(opt["length"]), prime, opt["sample"] != 0,
                        float(opt["temperature"]), TorchGenerator(int(opt["seed"])))
     vocab = model.vocab

@@ -26,12 +26,12 @@ import torch
 
 from ..cmdline import lua_number, require_finite, resolve_keyword_options
 from ..errors import TorchRNNError
-from ..fileio import check_input_file, check_output_path
+from ..fileio import check_input_file, check_output_path, check_stdout_distinct
 from ..rng import TorchGenerator
 from ..device import physical_memory
 from ..t7 import read_t7
 from .checkpoint import charrnn_from_t7, is_charrnn
-from .data import load_data_dir, split_fractions
+from .data import data_paths, load_data_dir, split_fractions
 from .fast import RMSPROP_EPSILON, FastTrainer
 from .graph import read_graph
 from .net import LAYER_LINEARS, CharRNNNet, dropout_masks, evaluate_batches, forward_backward
@@ -101,6 +101,10 @@ def train_charrnn(*, verbose=False, log=None, save_checkpoint=None, max_iteratio
     the next minibatch would start from, char-rnn's order) and ``trainer``."""
     opt = resolve_keyword_options(options, DEFAULTS)
     check_options(opt)
+    if verbose and log is None:              # train.lua's lines are printed: not into an input
+        text, vocabulary, tensor = data_paths(opt["data_dir"])
+        check_stdout_distinct(input_text=text, vocabulary_file=vocabulary, data_file=tensor,
+                              init_from_checkpoint=opt["init_from"])
     saver = save_checkpoint or checkpoint_writer()
     say = _th_printer(verbose, log)
     generator = TorchGenerator(opt["seed"])          # torch.manualSeed(opt.seed)

@@ -10,6 +10,7 @@ from ..audio import (DEFAULT_RATE, FORMAT_NAMES, FORMATS, MAX_RATE, MIN_RATE, de
                      encode_audio)
 from ..bintoutf8 import MODES
 from ..cmdline import ArgumentParser, UsageError, run_main
+from ..fileio import check_stdout_distinct
 from ..progress import ProgressLine
 from .bintoutf8 import parse_unknown
 
@@ -122,6 +123,8 @@ def _command(argv):
     args = build_parser().parse_args(argv)
     name = os.path.basename(args.input)
     encoding = args.command == "encode"
+    if not args.quiet:                        # the summary is printed: not into an input
+        check_stdout_distinct(input_file=args.input, table=None if encoding else args.table)
     with ProgressLine(f"{args.command} {name}", unit="samples" if encoding else "chars",
                       enabled=False if args.quiet else None) as line:
         if encoding:

@@ -6,9 +6,10 @@ the codec (:func:`~torchrnn_py.bintoutf8.encode_file`, :func:`~torchrnn_py.binto
 """
 import os
 
-from ..bintoutf8 import (MODES, decode_file, default_decoded_path, default_text_path,
-                         encode_file)
+from ..bintoutf8 import (MODES, decode_file, default_decoded_path, default_table_path,
+                         default_text_path, encode_file)
 from ..cmdline import ArgumentParser, UsageError, print_stderr, run_main
+from ..fileio import check_stdout_distinct
 
 
 def parse_unknown(text):
@@ -47,6 +48,7 @@ def _encode_parser():
 
 def _encode_command(argv):
     args = _encode_parser().parse_args(argv)
+    check_stdout_distinct(input_file=args.input, table=args.use_table)   # the summary line
     result = encode_file(args.input, args.output, mode=args.mode, table_path=args.table,
                          use_table=args.use_table)
     out = args.output or default_text_path(args.input)
@@ -79,6 +81,8 @@ def _decode_parser():
 
 def _decode_command(argv):
     args = _decode_parser().parse_args(argv)
+    check_stdout_distinct(input_file=args.input,
+                          table=args.table or default_table_path(args.input))
     out = args.output or default_decoded_path(args.input)
     unknown = decode_file(args.input, out, mode=args.mode, table_path=args.table,
                           unknown=args.unknown)

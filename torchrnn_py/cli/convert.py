@@ -3,6 +3,7 @@
 
 from ..cmdline import ArgumentParser, print_stderr, print_stdout, report_written, run_main
 from ..convert import PROG, convert
+from ..fileio import check_stdout_distinct
 
 
 def build_parser():
@@ -18,6 +19,7 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    check_stdout_distinct(input_checkpoint=args.input)     # its line: not into the input
     converted = convert(args.input, args.output, on_written=report_written)
     model = converted.checkpoint.model
     print_stdout(f"converted a {model.num_layers}-layer {converted.model_type} of "

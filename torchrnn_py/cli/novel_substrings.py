@@ -3,6 +3,7 @@
 import sys
 
 from ..cmdline import ArgumentParser, print_stderr, print_stdout, run_main
+from ..fileio import check_stdout_distinct
 from ..novel_substrings import (DEFAULT_MAX_LENGTH, PROG, check_max_length,
                                 iter_novel_fractions, read_text)
 
@@ -22,6 +23,7 @@ def build_parser():
 def _command(argv):
     args = build_parser().parse_args(argv)
     check_max_length(args.max_length)
+    check_stdout_distinct(sampled_text=args.sampled_text, training_text=args.training_text)
     sampled = read_text(args.sampled_text, "sampled text file")
     training = read_text(args.training_text, "training text file")
     for length, fraction in iter_novel_fractions(sampled, training, args.max_length):

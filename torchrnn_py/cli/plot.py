@@ -3,6 +3,7 @@ import argparse
 import math
 
 from ..cmdline import ArgumentParser, run_main
+from ..fileio import check_stdout_distinct
 from ..plot import PROG, UNITS, plot_losses, plot_spectrograms
 
 
@@ -38,6 +39,7 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    check_stdout_distinct(**{f"input_{k}": path for k, path in enumerate(args.inputs, 1)})
     if args.spectrogram:
         plot_spectrograms(args.inputs, args.output, max_seconds=args.seconds)
     else:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..cmdline import ArgumentParser, print_stdout, report_written, run_main
+from ..fileio import check_stdout_distinct
 from ..preprocess import PROG, preprocess
 from ..progress import ProgressLine
 
@@ -40,6 +41,8 @@ def build_parser():
 
 def _command(argv):
     args = build_parser().parse_args(argv)
+    if not args.quiet:                        # the summary is printed: not into the input
+        check_stdout_distinct(input_txt=args.input_txt)
     written = []
     with ProgressLine("preprocess", enabled=None if not args.quiet else False) as line:
         result = preprocess(args.input_txt, args.output_h5, args.output_json,

@@ -17,6 +17,7 @@ from ..criterion import PendingLoss
 from ..data import SPLITS, DataLoader
 from ..device import PRECISION_HELP, choose_device, use_precision
 from ..errors import TorchRNNError
+from ..fileio import check_stdout_distinct
 from ..vocab import model_token_map, read_vocab, token_map_message
 
 PROG = "torchrnn-eval"
@@ -45,10 +46,8 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
     if not opt["checkpoint"]:
         raise TorchRNNError("no checkpoint given (-checkpoint FILE.t7)")
     say, warn = make_printers(verbose, log, warn, PROG)
-    device = choose_device(opt, say, warn)
     checkpoint = load_checkpoint(opt["checkpoint"])
-    model = checkpoint.model.to(device)
-    use_precision(model, opt["precision"], device, warn)
+    model = checkpoint.model
     saved = checkpoint.opt
     if not isinstance(saved, dict):
         saved = {}
@@ -72,6 +71,12 @@ def evaluate(*, verbose=False, log=None, warn=None, **options):
                                     f"give -{name}")
     vocab_size, token_map = model.vocab_size, None
     input_json = opt["input_json"] or _vocabulary_beside(input_h5, opt["input_h5"], saved)
+    if verbose and log is None:              # its lines are printed: not into an input
+        check_stdout_distinct(checkpoint=opt["checkpoint"], input_h5=input_h5,
+                              input_json=input_json)
+    device = choose_device(opt, say, warn)
+    model.to(device)
+    use_precision(model, opt["precision"], device, warn)
     if input_json:
         vocab = read_vocab(input_json)
         token_map = model_token_map(vocab, model.vocab, input_json, opt["checkpoint"])

@@ -12,5 +12,5 @@ way in.
 from .inputs import (check_file_name, check_input_file, describe_os_error, file_kind,
                      parse_json, read_input_bytes, read_input_chunks, utf8_error)
 from .outputs import (OutputGroup, atomic_output, atomic_outputs, atomic_path, check_distinct,
-                      check_output_path)
+                      check_name_stem, check_output_path, check_stdout_distinct)
 from .temps import ABANDONED_TEMP_SECONDS, STALE_TEMP_SECONDS, _temp_pattern, remove_stale_temps

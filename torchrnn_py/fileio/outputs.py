@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import stat
+import sys
 import tempfile
 
 from ..errors import TorchRNNError
@@ -25,6 +26,29 @@ def check_distinct(**paths):
             if _same_file(a, b):
                 raise TorchRNNError(f"{b}: the {name_b.replace('_', ' ')} would overwrite the "
                                     f"{name_a.replace('_', ' ')}; choose another name")
+
+
+def check_stdout_distinct(stream=None, /, **inputs):
+    """Refuse, before anything is written, a stdout (or the open ``stream`` given) that is
+    a regular file which IS one of ``inputs`` (same st_dev and st_ino; keyword names say
+    what each path is): ``cmd 1<> input`` or ``cmd >> input`` would write into it. A stream
+    with no file behind it (a pipe, a terminal, io.BytesIO) passes."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):   # no descriptor, or closed
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    for name, path in inputs.items():
+        try:
+            other = os.stat(path) if path else None
+        except (OSError, ValueError):
+            continue
+        if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            raise TorchRNNError(f"{path}: stdout is this {name.replace('_', ' ')}, and the "
+                                f"output would be written into it; expected stdout to be "
+                                f"another file, a pipe or a terminal")
 
 
 def _same_file(a, b):
@@ -67,6 +91,26 @@ def check_output_path(path, what="output file", create_dir=False):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {missing} does not exist")
     if not os.access(parent, os.W_OK):
         raise TorchRNNError(f"{path}: cannot write {what}: directory {parent} is not writable")
+
+
+def check_name_stem(path, named, hint=""):
+    """Refuse a ``path`` that other outputs are ``named`` after (``out_1.txt`` after
+    ``out.txt``, a ``.bcl`` table beside its text) unless it is a regular file or a new
+    file name: beside a device, a FIFO or /dev/stdout they would be new files in /dev,
+    and after a directory (or a name ending in '/') files inside it."""
+    check_file_name(path, "output file")
+    if os.fspath(path).endswith(("/", os.sep)):
+        found = "a name ending in '/'"
+    else:
+        target, st = _resolve_output(path, "output file")
+        if target is None:
+            found = "a link through /proc (such as /dev/stdout)"
+        elif st is not None and not stat.S_ISREG(st.st_mode):
+            found = file_kind(st.st_mode)
+        else:
+            return
+    raise TorchRNNError(f"{path}: {named} would be named after it, so it must be a regular "
+                        f"file or a new file name, found {found}{hint}")
 
 
 def _resolve_output(path, what):

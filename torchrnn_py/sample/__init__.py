@@ -24,9 +24,9 @@ from ..checkpoint import load_checkpoint
 from ..cmdline import make_printers, require_finite, resolve_keyword_options
 from ..device import PRECISION_HELP, choose_device, physical_memory, use_precision
 from ..errors import TorchRNNError
-from ..fileio import check_distinct, check_output_path
+from ..fileio import check_distinct, check_name_stem, check_output_path, check_stdout_distinct
 from ..rng import TorchGenerator
-from ..sample_output import sample_sinks, write_samples
+from ..sample_output import FLUSH_EVERY, check_files_open, sample_sinks, write_samples
 from ..sampling import NonFiniteScores, check_finite_model, sample_ids
 
 PROG = "torchrnn-sample"
@@ -69,6 +69,7 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     each output file once it is complete.
     """
     opt = _resolve(options)
+    _check_stdout(opt, out, log)
     # sample.lua prints the backend line at -verbose 1, the seeding line at any -verbose > 0
     chatty = opt["verbose"] == 1
     say, warn = make_printers(chatty, log if chatty else None, warn, PROG)
@@ -81,21 +82,17 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     except NonFiniteScores as err:
         raise NonFiniteScores(f"{opt['checkpoint']}: {err}") from None
     K = int(opt["num_samples"])
-    check_streams_fit(model, K, int(opt["length"]), physical_memory())
+    check_streams_fit(model, K, int(opt["length"]), physical_memory(), _kept(opt, out, K))
     device = choose_device(opt, say, warn)
     model.to(device).eval()
     use_precision(model, opt["precision"], device, warn)
-    paths = _output_paths(opt["output_file"], K)
+    paths = _output_files(opt, K)
     token_bytes, raw = _token_bytes(model, opt)
     if opt["start_text"]:
         start_tokens = len(model.encode(opt["start_text"]))   # unknown characters: an error
         if start_tokens > opt["length"]:
             raise TorchRNNError(f"-length {opt['length']} is shorter than the start text "
                                 f"({start_tokens} tokens); the output includes the start text")
-    for path in paths:
-        check_output_path(path, "output file")
-        check_distinct(checkpoint=opt["checkpoint"], BinToUTF8_table=opt["bcl_table"],
-                       output_file=path)
     if opt["bcl_table"] and not paths:
         warn("-bcl_table only applies with -output_file (the bytes go to the file); "
              "printing the text")
@@ -122,22 +119,49 @@ def sample(*, out=None, log=None, warn=None, progress=None, on_written=None, **o
     return Samples(texts=[], paths=paths)
 
 
-def stream_bytes(model, length):
+def stream_bytes(model, length, kept="written"):
     """About how many bytes one of ``-num_samples`` streams takes: its recurrent state and
-    gates in float64, its scores and probabilities, and its tokens on their way out."""
+    gates in float64, its scores and probabilities, and its tokens until they are out:
+    ``kept`` "written" (stdout, files) holds at most FLUSH_EVERY of them, "spooled"
+    (samples 2..K on stdout) as many plus 16 bytes per FLUSH_EVERY in the spool's index,
+    "collected" (the texts returned) every one."""
     state = sum(rnn.weight.shape[1] + 2 * rnn.hidden_dim for rnn in model.rnns)
-    return 8 * (state + 3 * model.vocab_size) + 8 * length + 512
+    tokens = 8 * (length if kept == "collected" else min(length, FLUSH_EVERY))
+    if kept == "spooled":
+        tokens += 16 * -(-length // FLUSH_EVERY)
+    return 8 * (state + 3 * model.vocab_size) + tokens + 512
 
 
-def check_streams_fit(model, num_samples, length, memory):
-    """Refuse, before anything is allocated, a ``-num_samples`` whose streams would need
-    more than half of the machine's ``memory`` (bytes; None: not known, not checked)."""
-    needed = num_samples * stream_bytes(model, length)
+def check_streams_fit(model, num_samples, length, memory, kept="written"):
+    """Refuse, before anything is allocated, a ``-num_samples`` whose streams (kept as
+    :func:`stream_bytes` says) would need more than half of the machine's ``memory``
+    (bytes; None: not known, not checked)."""
+    needed = num_samples * stream_bytes(model, length, kept)
     if memory is not None and needed > memory // 2:
         raise TorchRNNError(
             f"-num_samples {num_samples} needs about {needed / 2 ** 30:,.1f} GiB for its "
             f"streams (-length {length}), more than half of this machine's "
             f"{memory / 2 ** 30:,.1f} GiB of memory; sample fewer at a time")
+
+
+def _check_stdout(opt, out, log):
+    """Refuse a stdout that is one of the inputs (``1<> cp.t7``) when anything goes there:
+    the samples to ``out`` (the command's stdout), or the -verbose lines (to ``log``, which
+    the command sends to stdout too, or printed)."""
+    inputs = {"checkpoint": opt["checkpoint"], "BinToUTF8_table": opt["bcl_table"]}
+    if out is not None and (not opt["output_file"] or opt["verbose"] > 0):
+        check_stdout_distinct(out, **inputs)
+    if opt["verbose"] > 0 and log is None:
+        check_stdout_distinct(**inputs)
+
+
+def _kept(opt, out, K):
+    """How the tokens wait to be written (see :func:`stream_bytes`)."""
+    if opt["output_file"]:
+        return "written"
+    if out is None:
+        return "collected"
+    return "spooled" if K > 1 else "written"
 
 
 def _collect(steps, token_bytes, K):
@@ -175,6 +199,22 @@ def _token_bytes(model, opt):
     if opt["output_file"] and vocab.is_bytes:
         return [b""] + [vocab.decode_bytes([i]) for i in ids], True
     return [b""] + [vocab.idx_to_token[i].encode("utf-8", "surrogateescape") for i in ids], False
+
+
+def _output_files(opt, K):
+    """The files the K samples go to (:func:`_output_paths`), checked before any is opened:
+    with K > 1 PATH must be a file name they can be named after, and they must fit under
+    the open-file limit; none may be an input."""
+    paths = _output_paths(opt["output_file"], K)
+    if len(paths) > 1:
+        check_name_stem(opt["output_file"], f"the files of -num_samples {K} ({paths[0]} "
+                                            f"to {paths[-1]})")
+        check_files_open(paths)
+    for path in paths:
+        check_output_path(path, "output file")
+        check_distinct(checkpoint=opt["checkpoint"], BinToUTF8_table=opt["bcl_table"],
+                       output_file=path)
+    return paths
 
 
 def _output_paths(output_file, K):

@@ -27,6 +27,7 @@ from ..data import DataLoader
 from ..device import choose_device, use_precision
 from ..errors import TorchRNNError
 from ..evaluate import evaluate_split
+from ..fileio import check_stdout_distinct
 from ..model import LanguageModel
 from ..optim import TorchAdam, clamp_gradients_
 from ..rng import TorchGenerator, os_seed
@@ -65,6 +66,10 @@ def train(*, verbose=False, log=None, warn=None, handle_signals=False, progress=
         checkpoint = ckpt.load_checkpoint(resume_source)
         options = resumed_options(checkpoint, resume_source, options)
     opt = resolve_options(options)
+    if verbose and log is None:              # train.lua's lines are printed: not into an input
+        check_stdout_distinct(input_h5=opt.input_h5, input_json=opt.input_json,
+                              init_from_checkpoint=opt.init_from,
+                              resume_from_checkpoint=opt.resume_from)
     context = distributed.setup(use_cuda=opt.gpu >= 0 and opt.gpu_backend == "cuda"
                                 and torch.cuda.is_available())
     try:
