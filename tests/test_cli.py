@@ -164,10 +164,9 @@ def test_help_that_cannot_be_written_is_one_line(command):
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_with_stderr_closed_warnings_do_not_land_on_stdout(tmp_path):
+def test_with_stderr_closed_warnings_do_not_land_on_stdout():
     """2>&-: the warning and "wrote" lines go nowhere, not among stdout's lines."""
     from conftest import GOLDEN
-    out = tmp_path / "sample.txt"
     proc = subprocess.run([sys.executable, "-m", "torchrnn_py", "sample", "-checkpoint",
                            str(GOLDEN / "checkpoints" / "lstm_small_cp_159.t7"), "-gpu", "7",
                            "-length", "20", "-seed", "1", "-precision", "tf32"],
