@@ -323,6 +323,28 @@ def _set_state(table, layer, key, value):
     table[ckpt.RESUME_FIELD]["rnn_states"][layer][key] = value
 
 
+def _set_key(table, change):
+    """Replace the saved Torch7 generator key by ``change(key)``."""
+    generator = table[ckpt.RESUME_FIELD]["torch7_generator"]
+    generator["key"] = change(generator["key"])
+
+
+def _key_word(key, value):
+    key = key.clone()
+    key[5] = value
+    return key
+
+
+def _set_resume(table, key, value):
+    table[ckpt.RESUME_FIELD][key] = value
+
+
+def _one_more_val_it(table):
+    """val_loss_history_it one entry longer than val_loss_history."""
+    its = table["val_loss_history_it"]
+    its[len(its) + 1] = 3.0
+
+
 DAMAGES = {
     "string_rnn_size": (lambda t: t["opt"].__setitem__("rnn_size", "abc"), "opt.rnn_size"),
     "nan_learning_rate_opt": (lambda t: t["opt"].__setitem__("learning_rate", float("nan")),
@@ -347,6 +369,52 @@ DAMAGES = {
                        "train_loss_history"),
     "elapsed_nan": (lambda t: t[ckpt.RESUME_FIELD].__setitem__("elapsed", float("nan")),
                     "elapsed"),
+    # the generator key: 624 words of 32 bits, a state Mersenne Twister can be in
+    "key_short": (lambda t: _set_key(t, lambda k: k[:10].clone()), "624 words"),
+    "key_empty": (lambda t: _set_key(t, lambda k: k[:0].clone()), "624 words"),
+    "key_long": (lambda t: _set_key(t, lambda k: torch.cat([k, k[:376]])), "624 words"),
+    "key_negative": (lambda t: _set_key(t, lambda k: _key_word(k, -1)), "0..4294967295"),
+    "key_above_32_bits": (lambda t: _set_key(t, lambda k: _key_word(k, 2 ** 32)),
+                          "0..4294967295"),
+    "key_bytes": (lambda t: _set_key(t, lambda k: k.to(torch.uint8)), "found a torch.Byte"),
+    "key_all_zero": (lambda t: _set_key(t, torch.zeros_like), "all zero"),
+    # the resume learning rate: what -learning_rate accepts (a float32 for TorchAdam)
+    "resume_lr_1e300": (lambda t: _set_resume(t, "learning_rate", 1e300), "learning rate"),
+    "resume_lr_above_float32": (lambda t: _set_resume(t, "learning_rate", 1e39),
+                                "learning rate"),
+    "version_true": (lambda t: _set_resume(t, "version", True), "version"),
+    "adam_v_negative": (lambda t: t[ckpt.RESUME_FIELD]["adam"][1]["v"].fill_(-1.0),
+                        "moment v of parameter 1"),
+    "adam_m_float64_beyond_float32": (
+        lambda t: t[ckpt.RESUME_FIELD]["adam"][1].__setitem__(
+            "m", t[ckpt.RESUME_FIELD]["adam"][1]["m"].double().fill_(1e300)),
+        "moment m of parameter 1"),
+    "state_float64_beyond_float32": (
+        lambda t: _set_state(t, 1, "h", torch.full((2, 8), 1e300, dtype=torch.float64)),
+        "state h of layer 1"),
+    # every split's cursor, each inside its split
+    "cursor_missing_train": (lambda t: t[ckpt.RESUME_FIELD]["data_cursor"].pop("train"),
+                             "no cursor for train"),
+    "cursor_missing_val": (lambda t: t[ckpt.RESUME_FIELD]["data_cursor"].pop("val"),
+                           "no cursor for val"),
+    "cursor_past_the_end": (lambda t: t[ckpt.RESUME_FIELD]["data_cursor"].__setitem__(
+        "train", float(NUM_TRAIN)), "data cursor train"),
+    "cursor_unknown_split": (lambda t: t[ckpt.RESUME_FIELD]["data_cursor"].__setitem__(
+        "bogus", 0.0), "bogus"),
+    # histories: lists of numbers, val_loss_history_it whole and as long as val_loss_history
+    "history_tensor": (lambda t: t.__setitem__("train_loss_history", torch.zeros(3)),
+                       "train_loss_history"),
+    "history_number": (lambda t: t.__setitem__("memory_usage", 3.0), "memory_usage"),
+    "history_sparse": (lambda t: t.__setitem__("train_loss_history", {1: 4.0, 3: 3.9}),
+                       "train_loss_history"),
+    "history_it_fraction": (lambda t: t["val_loss_history_it"].__setitem__(
+        len(t["val_loss_history_it"]) + 1, 2.5), "val_loss_history_it"),
+    "history_it_longer": (_one_more_val_it, "val_loss_history_it"),
+    # the architecture the saved opt claims is the stored model's
+    "opt_model_type_gru": (lambda t: t["opt"].__setitem__("model_type", "gru"),
+                           "opt.model_type"),
+    "opt_rnn_size_other": (lambda t: t["opt"].__setitem__("rnn_size", 16.0), "opt.rnn_size"),
+    "opt_dropout_other": (lambda t: t["opt"].__setitem__("dropout", 0.5), "opt.dropout"),
 }
 
 
@@ -382,6 +450,68 @@ def test_moments_and_states_stored_with_zero_strides_resume_as_their_values(resu
     assert runs[0]["train_loss_history"] == runs[1]["train_loss_history"]
     a, b = runs[0]["model"].state_dict(), runs[1]["model"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_double_and_half_moments_and_states_resume_as_their_float32_values(resumable,
+                                                                           tmp_path):
+    """A DoubleTensor or HalfTensor recurrent state or Adam moment is taken at the model's
+    float32 (it used to reach the LSTM as it was and raise a traceback): the same run as
+    the one resumed from a checkpoint holding the float32 conversions themselves."""
+    def converted(to_float32):
+        def change(table):
+            resume = table[ckpt.RESUME_FIELD]
+            wide = {"h": resume["rnn_states"][1]["h"].double() + 1e-12,   # not a float32
+                    "c": resume["rnn_states"][2]["c"].half(),
+                    "m": resume["adam"][1]["m"].double() * (1 + 1e-12),
+                    "v": resume["adam"][2]["v"].half()}
+            where = {"h": resume["rnn_states"][1], "c": resume["rnn_states"][2],
+                     "m": resume["adam"][1], "v": resume["adam"][2]}
+            for key, value in wide.items():
+                where[key][key] = value.float() if to_float32 else value
+        return change
+    runs = []
+    for name, to_float32 in (("wide", False), ("float32", True)):
+        path = _damaged(resumable, tmp_path, converted(to_float32))
+        runs.append(train_mod.train(resume_from=str(path),
+                                    checkpoint_name=str(tmp_path / name / "out")))
+    assert_same_run(runs[0], runs[1])
+    plain = train_mod.train(resume_from=str(resumable["path"]),
+                            checkpoint_name=str(tmp_path / "plain" / "out"))
+    assert plain["train_loss_history"] != runs[0]["train_loss_history"]  # the half c counts
+
+
+@pytest.mark.parametrize("flag,value", [("model_type", "gru"), ("rnn_size", 16),
+                                        ("wordvec_size", 8), ("num_layers", 1),
+                                        ("dropout", 0.5), ("batchnorm", 1)])
+def test_changing_the_model_on_resume_is_one_line(flag, value, resumable, tmp_path, capsys):
+    """The resumed model is the stored one: an architecture flag that disagrees with it is
+    refused (it used to be ignored, and recorded in the new checkpoints' opt)."""
+    rc = train_cli.main(["-resume_from", str(resumable["path"]), f"-{flag}", str(value),
+                         "-checkpoint_name", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "Traceback" not in out + err
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert lines[0] == (f"torchrnn-train: error: -{flag} cannot change when resuming "
+                        f"({_model_value(flag)} in {resumable['path']}, {value} given)")
+    assert not list(tmp_path.glob("out_*"))
+
+
+def _model_value(flag):
+    return {"model_type": "lstm", "rnn_size": 8, "wordvec_size": 4, "num_layers": 2,
+            "dropout": 0, "batchnorm": 0}[flag]
+
+
+def test_resumed_architecture_is_the_stored_models(resumable):
+    """Flags that agree with the model are taken; an architecture option the saved opt
+    lacks comes from the model, not from train's defaults (rnn_size 128, ...)."""
+    checkpoint = ckpt.load_checkpoint(resumable["path"])
+    for name in ("rnn_size", "wordvec_size", "num_layers"):
+        del checkpoint.opt[name]
+    merged = train_mod.resumed_options(checkpoint, "cp_3.t7", {"model_type": "lstm",
+                                                               "batchnorm": 0, "dropout": 0})
+    assert (merged["rnn_size"], merged["wordvec_size"], merged["num_layers"]) == (8, 4, 2)
+    assert (merged["model_type"], merged["batchnorm"], merged["dropout"]) == ("lstm", 0, 0)
 
 
 def _zero_strided_targets(table):

@@ -107,7 +107,10 @@ def resolve_options(options):
 
 def resumed_options(checkpoint, source, options):
     """The options of a resumed run: the checkpoint's, checked, overridden by those given
-    now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint."""
+    now. The files this run writes (OUTPUT_OPTIONS) never come from the checkpoint; the
+    batch shape and the architecture (MODEL_OPTIONS) cannot change, and the architecture
+    is the stored model's: a saved ``opt`` that says otherwise is refused as damaged, a
+    missing one is taken from the model."""
     if checkpoint.resume is None:
         raise TorchRNNError(f"{source}: has no resume state (it was not written by "
                             f"torchrnn_py's train); use -init_from to start from its model")
@@ -118,13 +121,38 @@ def resumed_options(checkpoint, source, options):
         problem = option_problem(name, value)
         if problem:
             raise TorchRNNError(f"{source}: cannot resume: its opt.{name} {problem}")
-    for name in ("batch_size", "seq_length"):
-        if name in options and name in merged and options[name] != merged[name]:
+    model = model_options(checkpoint.model)
+    for name, value in model.items():
+        if name in merged and not _same_model_option(name, merged[name], value):
+            raise TorchRNNError(f"{source}: cannot resume: its opt.{name} is "
+                                f"{merged[name]!r}, but the model stored in it has {name} "
+                                f"{value!r}")
+    merged = dict(model, **merged)
+    for name in ("batch_size", "seq_length") + tuple(model):
+        if name in options and name in merged and \
+                not _same_model_option(name, options[name], merged[name]):
             raise TorchRNNError(f"-{name} cannot change when resuming ({merged[name]} in "
                                 f"{source}, {options[name]} given)")
     merged.update(options)
     merged["init_from"] = ""
     return merged
+
+
+def model_options(model):
+    """The options that built ``model`` (a LanguageModel), as its checkpoint's opt has them."""
+    return {"model_type": model.model_type, "wordvec_size": model.wordvec_dim,
+            "rnn_size": model.rnn_size, "num_layers": model.num_layers,
+            "dropout": model.dropout, "batchnorm": model.batchnorm}
+
+
+def _same_model_option(name, a, b):
+    """Whether option values ``a`` and ``b`` build the same model (LanguageModel.lua only
+    tests batchnorm == 1)."""
+    if name == "batchnorm":
+        return (a == 1) == (b == 1)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    return a == b
 
 
 def start_iteration(opt, checkpoint):

@@ -134,19 +134,46 @@ class Checkpoint(collections.abc.MutableMapping):
             write_t7(files.open(path, "wb", "Torch7 file"), table)
 
     def histories(self, source):
-        """The loss histories a resumed run continues, checked to be lists of finite
-        numbers (missing ones are empty)."""
+        """The loss histories a resumed run continues, checked: lists of finite numbers
+        (missing ones are empty), ``val_loss_history_it`` whole numbers >= 1, one for each
+        entry of ``val_loss_history``."""
+        def fail(message):
+            raise TorchRNNError(f"{source}: cannot resume: {message}")
+
         histories = {}
         for key in HISTORY_KEYS:
             values = self.get(key)
-            values = ([values[k] for k in sorted(values)] if isinstance(values, dict)
-                      else list(values or []))
-            if not all(_is_number(v) for v in values):
-                bad = next(v for v in values if not _is_number(v))
-                raise TorchRNNError(f"{source}: cannot resume: {key} should hold finite "
-                                    f"numbers, found {bad!r}")
-            histories[key] = [int(v) if key == "val_loss_history_it" else v for v in values]
+            values = [] if values is None else values
+            if not isinstance(values, list):
+                fail(f"{key} should be a list of numbers, found {_kind(values)}")
+            bad = next((v for v in values if not _is_number(v)), _NONE)
+            if bad is not _NONE:
+                fail(f"{key} should hold finite numbers, found {bad!r}")
+            histories[key] = list(values)
+        its = histories["val_loss_history_it"]
+        bad = next((v for v in its if int(v) != v or v < 1), _NONE)
+        if bad is not _NONE:
+            fail(f"val_loss_history_it should hold iteration numbers (whole numbers >= 1), "
+                 f"found {bad!r}")
+        if len(its) != len(histories["val_loss_history"]):
+            fail(f"val_loss_history_it should have one iteration for each of the "
+                 f"{len(histories['val_loss_history'])} entries of val_loss_history, found "
+                 f"{len(its)}")
+        histories["val_loss_history_it"] = [int(v) for v in its]
         return histories
+
+
+_NONE = object()            # "no bad value found" (None is itself a bad value)
+
+
+def _kind(value):
+    """What a history is instead of a list, for messages (a table with keys other than
+    1..n stays a dict when read: not a Lua array)."""
+    if isinstance(value, dict):
+        return f"a table with keys {sorted(value, key=repr)[:4]!r}"
+    if isinstance(value, (bool, int, float, str)):
+        return repr(value)[:40]
+    return describe(value)
 
 
 def _is_number(value):
