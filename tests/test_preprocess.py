@@ -424,7 +424,8 @@ def test_unreadable_input(tmp_path, capsys, monkeypatch):
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(preprocess_module, "open", denied, raising=False)
+    from torchrnn_py.fileio import inputs                # preprocess reads through it
+    monkeypatch.setattr(inputs, "open", denied, raising=False)
     status, out = _bad_run(tmp_path, capsys, b"abc", [])
     _assert_one_error_line(status, out, "Permission denied")
 

@@ -442,11 +442,7 @@ def test_moments_and_states_stored_with_zero_strides_resume_as_their_values(resu
                 value = tensor.reshape(-1)[:1].expand(tensor.shape)       # strides 0
                 holder[key] = value if strided else value.clone()
         return change
-    runs = []
-    for name, strided in (("strided", True), ("plain", False)):
-        path = _damaged(resumable, tmp_path, one_value(strided))
-        runs.append(train_mod.train(resume_from=str(path),
-                                    checkpoint_name=str(tmp_path / name / "out")))
+    runs = _resumed_runs(resumable, tmp_path, one_value(True), one_value(False))
     assert runs[0]["train_loss_history"] == runs[1]["train_loss_history"]
     a, b = runs[0]["model"].state_dict(), runs[1]["model"].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -469,11 +465,7 @@ def test_double_and_half_moments_and_states_resume_as_their_float32_values(resum
             for key, value in wide.items():
                 where[key][key] = value.float() if to_float32 else value
         return change
-    runs = []
-    for name, to_float32 in (("wide", False), ("float32", True)):
-        path = _damaged(resumable, tmp_path, converted(to_float32))
-        runs.append(train_mod.train(resume_from=str(path),
-                                    checkpoint_name=str(tmp_path / name / "out")))
+    runs = _resumed_runs(resumable, tmp_path, converted(False), converted(True))
     assert_same_run(runs[0], runs[1])
     plain = train_mod.train(resume_from=str(resumable["path"]),
                             checkpoint_name=str(tmp_path / "plain" / "out"))
@@ -512,6 +504,16 @@ def test_resumed_architecture_is_the_stored_models(resumable):
                                                                "batchnorm": 0, "dropout": 0})
     assert (merged["rnn_size"], merged["wordvec_size"], merged["num_layers"]) == (8, 4, 2)
     assert (merged["model_type"], merged["batchnorm"], merged["dropout"]) == ("lstm", 0, 0)
+
+
+def _resumed_runs(resumable, tmp_path, *changes):
+    """The runs resumed from the checkpoint as each of ``changes`` leaves it, in order."""
+    runs = []
+    for n, change in enumerate(changes):
+        path = _damaged(resumable, tmp_path, change)
+        runs.append(train_mod.train(resume_from=str(path),
+                                    checkpoint_name=str(tmp_path / f"run{n}" / "out")))
+    return runs
 
 
 def _zero_strided_targets(table):

@@ -14,7 +14,8 @@ import re
 import numpy as np
 
 from ..errors import TorchRNNError
-from ..fileio import atomic_outputs, check_distinct, check_input_file, check_output_path
+from ..fileio import (atomic_outputs, check_distinct, check_input_file, check_output_path,
+                      read_input_chunks)
 from ..vocab import Vocab, byte_token
 
 PROG = "torchrnn-preprocess"
@@ -170,26 +171,19 @@ def _code_point_chunks(path, codec, report):
     uint32 array of code points, decoding with ``codec`` (None: raw bytes) incrementally."""
     decoder = None if codec is None else codec.incrementaldecoder("strict")
     offset = 0
-    try:
-        with open(path, "rb") as f:
-            while True:
-                raw = f.read(CHUNK_BYTES)
-                if not raw:
-                    break
-                if decoder is None:
-                    yield raw
-                else:
-                    pending = _pending_bytes(decoder)
-                    try:
-                        text = decoder.decode(raw, False)
-                    except UnicodeError as err:    # UnicodeDecodeError, or utf-16's BOM
-                        raise _decode_error(path, codec, err, offset - pending) from None
-                    if text:
-                        yield _code_points(text)
-                offset += len(raw)
-                report.advance(len(raw))
-    except OSError as err:
-        raise TorchRNNError(f"{path}: cannot read input file: {err.strerror or err}") from None
+    for raw in read_input_chunks(path, CHUNK_BYTES):
+        if decoder is None:
+            yield raw
+        else:
+            pending = _pending_bytes(decoder)
+            try:
+                text = decoder.decode(raw, False)
+            except UnicodeError as err:            # UnicodeDecodeError, or utf-16's BOM
+                raise _decode_error(path, codec, err, offset - pending) from None
+            if text:
+                yield _code_points(text)
+        offset += len(raw)
+        report.advance(len(raw))
     if decoder is not None and not _drops_incomplete_tail(codec):
         pending = _pending_bytes(decoder)
         try:
