@@ -504,3 +504,20 @@ def test_default_table_is_never_made_beside_a_device(tmp_path):
         assert not os.path.exists(table)
     result = b2u.encode_file(str(data), "/dev/null", table_path=str(tmp_path / "t.bcl"))
     assert result.table_path == str(tmp_path / "t.bcl") and (tmp_path / "t.bcl").is_file()
+
+
+def test_default_decoded_output_is_never_made_beside_a_pipe(tmp_path):
+    """utf8tobin /dev/stdin wrote /dev/stdin.bin (a new file in /dev); a default output
+    beside an input that is not a regular file is refused, OUT given still works."""
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(TorchRNNError) as caught:
+        b2u.decode_file(str(fifo), mode="offset")
+    assert str(caught.value) == (f"{fifo}: the default output {tmp_path / 'in.bin'} would be "
+                                 f"named after it, so it must be a regular file or a new file "
+                                 f"name, found a FIFO (named pipe); give OUT")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fifo"]
+    text = tmp_path / "in.txt"
+    text.write_bytes("\u3901\u3902".encode())
+    assert b2u.decode_file(str(text), mode="offset") == 0
+    assert (tmp_path / "in.bin").read_bytes() == b"\x01\x02"

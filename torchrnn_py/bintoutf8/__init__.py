@@ -400,7 +400,9 @@ def decode_file(in_path, out_path=None, mode="bcl", table_path=None, unknown="sk
     if mode == "offset" and (table is not None or table_path):
         raise UsageError("--table is for bcl mode; offset mode has no table")
     check_input_file(in_path, pipe_ok=True)        # read once, in chunks: a pipe works
-    out_path = out_path or default_decoded_path(in_path)
+    if not out_path:                               # IN.bin: never /dev/stdin.bin
+        out_path = default_decoded_path(in_path)
+        check_name_stem(in_path, f"the default output {out_path}", "; give OUT")
     if mode == "bcl" and table is None:
         table_path, table = find_table(in_path, table_path)
     check_distinct(input_file=in_path, output_file=out_path, table_file=table_path)
