@@ -517,6 +517,8 @@ def test_default_decoded_output_is_never_made_beside_a_pipe(tmp_path):
                                  f"named after it, so it must be a regular file or a new file "
                                  f"name, found a FIFO (named pipe); give OUT")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fifo"]
+    assert b2u_cli.main_decode([str(fifo), "--mode", "offset"]) == 1     # the command too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.fifo"]
     text = tmp_path / "in.txt"
     text.write_bytes("\u3901\u3902".encode())
     assert b2u.decode_file(str(text), mode="offset") == 0

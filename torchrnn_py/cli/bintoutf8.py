@@ -83,9 +83,9 @@ def _decode_command(argv):
     args = _decode_parser().parse_args(argv)
     check_stdout_distinct(input_file=args.input,
                           table=args.table or default_table_path(args.input))
+    unknown = decode_file(args.input, args.output, mode=args.mode, table_path=args.table,
+                          unknown=args.unknown)            # (it checks the default's place)
     out = args.output or default_decoded_path(args.input)
-    unknown = decode_file(args.input, out, mode=args.mode, table_path=args.table,
-                          unknown=args.unknown)
     size = os.path.getsize(out)
     if args.unknown == "skip":
         fate = "skipped"
