@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-N, T, D, V = 50, 50, 64, 65
+from bench_train import D, N, T, V  # noqa: E402,F401  (the batch and model sizes of bench_train.py)
 
 
 def autograd_gru(x, weight, bias, H):
@@ -46,17 +46,10 @@ def autograd_gru(x, weight, bias, H):
 
 def make_step(variant, layers, H):
     """A closure running one training step of ``variant`` on a fixed random batch."""
-    import torch
+    from bench_train import training_setup
     from torchrnn_py.criterion import torch7_loss_value
-    from torchrnn_py.model import LanguageModel
-    from torchrnn_py.optim import TorchAdam, clamp_gradients_
-    model_type = "lstm" if variant == "lstm" else "gru"
-    model = LanguageModel({i + 1: chr(33 + i) for i in range(V)}, model_type, D, H, layers)
-    model.train()
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(1, V + 1, (N, T), generator=gen)
-    y = torch.randint(1, V + 1, (N, T), generator=gen)
-    optimizer = TorchAdam(model.parameters(), lr=2e-3)
+    from torchrnn_py.optim import clamp_gradients_
+    model, x, y, optimizer = training_setup("lstm" if variant == "lstm" else "gru", layers, H)
 
     def forward():
         if variant != "gru_autograd":

@@ -52,19 +52,27 @@ def reference_lstm_forward(x, weight, bias, H):
     return torch.stack(outputs, 1)
 
 
-def run_variant(variant, layers, H, iters, threads):
-    """Time ``iters`` forward/backward passes in this process; returns a result dict."""
+def training_setup(model_type, layers, H):
+    """A LanguageModel of V tokens in training mode, a fixed random batch x, y (N, T) and
+    its TorchAdam: what every training benchmark times (bench_gru.py too)."""
     import torch
     from torchrnn_py.model import LanguageModel
-    from torchrnn_py.optim import TorchAdam, clamp_gradients_
-    from torchrnn_py.criterion import torch7_loss_value
-    torch.set_num_threads(threads)
-    model = LanguageModel({i + 1: chr(33 + i) for i in range(V)}, "lstm", D, H, layers)
+    from torchrnn_py.optim import TorchAdam
+    model = LanguageModel({i + 1: chr(33 + i) for i in range(V)}, model_type, D, H, layers)
     model.train()
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(1, V + 1, (N, T), generator=gen)
     y = torch.randint(1, V + 1, (N, T), generator=gen)
-    optimizer = TorchAdam(model.parameters(), lr=2e-3)
+    return model, x, y, TorchAdam(model.parameters(), lr=2e-3)
+
+
+def run_variant(variant, layers, H, iters, threads):
+    """Time ``iters`` forward/backward passes in this process; returns a result dict."""
+    import torch
+    from torchrnn_py.optim import clamp_gradients_
+    from torchrnn_py.criterion import torch7_loss_value
+    torch.set_num_threads(threads)
+    model, x, y, optimizer = training_setup("lstm", layers, H)
 
     def step():
         model.zero_grad()
